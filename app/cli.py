@@ -1,0 +1,149 @@
+"""doppel-cli: the command-line front end over app.core.pipeline."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+
+from app import __version__
+from app.core.progress import Progress, ProgressUpdate
+from app.settings import Settings
+
+
+def _fmt_eta(sec) -> str:
+    if sec is None:
+        return "--:--"
+    sec = int(sec)
+    return f"{sec // 3600}:{sec // 60 % 60:02d}:{sec % 60:02d}" if sec >= 3600 else f"{sec // 60:02d}:{sec % 60:02d}"
+
+
+class ProgressBar:
+    """One status line on stderr: stage, count, rate, ETA and the current file."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._last_stage = None
+
+    def __call__(self, u: ProgressUpdate) -> None:
+        if u.message and not self.tty:
+            print(u.message, file=self.stream, flush=True)
+        if u.total <= 0:
+            line = u.message or u.stage
+        else:
+            width = 24
+            fill = int(width * u.done / u.total)
+            unit = "MB" if u.stage == "download weights" else "files" if u.stage == "embed" else ""
+            done, total, rate = u.done, u.total, u.rate
+            if unit == "MB":
+                done, total, rate = done / 1e6, total / 1e6, rate / 1e6
+            line = (f"{u.stage:7s} [{'#' * fill}{'.' * (width - fill)}] {done:.0f}/{total:.0f} {unit} "
+                    f"{rate:.1f}/s ETA {_fmt_eta(u.eta)}  {os.path.basename(u.current)[:40]}")
+        if self.tty:
+            self.stream.write("\r\x1b[K" + line[:150])
+            self.stream.flush()
+        elif u.total > 0 and (u.done == u.total or u.stage != self._last_stage):
+            print(line, file=self.stream, flush=True)
+        self._last_stage = u.stage
+
+    def finish(self):
+        if self.tty:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="doppel-cli", description="Find duplicate and edited copies of photos.")
+    p.add_argument("--version", action="version", version=f"doppel {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("scan", help="scan folders, update the library, report duplicate groups")
+    s.add_argument("folders", nargs="+", metavar="FOLDER")
+    s.add_argument("--library", help="Milvus Lite file (default: per-user data dir) or http://host:19530")
+    s.add_argument("--json", metavar="REPORT", help="write the JSON report here ('-' for stdout)")
+    s.add_argument("--similarity", type=float, default=None,
+                   help="0..1: higher finds fewer, surer groups (default %(default)s → settings, 0.5)")
+    s.add_argument("--weights", help="ResNet-50 weights file (also DOPPEL_WEIGHTS)")
+    s.add_argument("--offline", action="store_true", help="never download model weights")
+    s.add_argument("--fallback-model", action="store_true", help="use the bundled EfficientNet-Lite0 model")
+    s.add_argument("--workers", type=int, default=None, help="decode processes (default: cores - 1)")
+    s.add_argument("--reference", action="append", default=[], metavar="FOLDER",
+                   help="files here are never suggested for the trash (repeatable)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def cmd_scan(args) -> int:
+    from app.core.library import Library, LibraryError
+    from app.core.model import WeightsError, load_embedder
+    from app.core import report
+    from app.core.pipeline import scan
+
+    settings = Settings.load()
+    similarity = args.similarity if args.similarity is not None else settings.similarity
+    bar = None if args.quiet else ProgressBar()
+    progress = Progress(bar)
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum, frame):
+        if progress.cancelled:  # second Ctrl-C: the user really wants out
+            raise KeyboardInterrupt
+        print("\nStopping after the current batch (Ctrl-C again to abort)...", file=sys.stderr, flush=True)
+        progress.cancel()
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        for f in args.folders:
+            if not os.path.isdir(f):
+                print(f"doppel-cli: not a folder: {f}", file=sys.stderr)
+                return 2
+        try:
+            embedder = load_embedder(args.weights or settings.weights or None,
+                                     allow_download=settings.allow_download and not args.offline,
+                                     progress=progress, prefer_fallback=args.fallback_model)
+        except WeightsError as exc:
+            print(f"doppel-cli: {exc}", file=sys.stderr)
+            return 2
+        if embedder.choice.notice:
+            print(f"Notice: {embedder.choice.notice}", file=sys.stderr)
+        location = args.library or settings.library_location()
+        try:
+            progress.note(f"Opening library {location}")
+            with Library(location, embedder.name, embedder.dim) as lib:
+                result = scan(args.folders, lib, embedder, progress, similarity=similarity, workers=args.workers,
+                              keeper_rule=settings.keeper_rule,
+                              reference_folders=list(args.reference) + settings.reference_folders,
+                              preferred_folder=settings.preferred_folder)
+        except LibraryError as exc:
+            if bar:
+                bar.finish()
+            print(f"doppel-cli: {exc}", file=sys.stderr)
+            return 3
+        if bar:
+            bar.finish()
+        if args.json == "-":
+            import json
+            print(json.dumps(report.to_dict(result), indent=1, ensure_ascii=False))
+        else:
+            if args.json:
+                report.write(result, args.json)
+            print(report.summary(result))
+            if args.json:
+                print(f"Report written to {args.json}")
+        return 130 if result.stats.cancelled else 0
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    if args.command == "scan":
+        return cmd_scan(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Decode one file into what the fingerprint stage needs; runs in worker processes.
+
+No torch and no Qt here, so worker processes start fast. Every failure becomes a ``problem``
+string on the result: a bad file never raises out of ``decode_file``.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from app.core.walk import FileEntry
+
+MODEL_SIZE = 224
+THUMB_SIDE = 96  # grayscale signature used by the verification stage
+# Anything above this is refused before decoding: a 50,000 x 50,000 header is a decompression
+# bomb, while a real 100+ MP panorama still fits.
+MAX_PIXELS = 300_000_000
+MAX_FILE_BYTES = 2 << 30
+
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+try:  # HEIC/HEIF when the optional extra is installed
+    from pillow_heif import register_heif_opener  # type: ignore
+
+    register_heif_opener()
+except Exception:  # pragma: no cover - optional
+    pass
+
+
+@dataclass
+class Decoded:
+    entry: FileEntry
+    sha256: str = ""
+    width: int = 0
+    height: int = 0
+    format: str = ""
+    model_input: Optional[np.ndarray] = None  # (224, 224, 3) uint8
+    thumb: Optional[np.ndarray] = None  # (h, w) uint8, long side THUMB_SIDE
+    problem: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Any mode to 8-bit RGB: alpha over white, 16-bit scaled (not clipped), CMYK converted."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        a = np.asarray(im, dtype=np.float64)
+        hi = a.max() if a.size else 0
+        scale = 255.0 / 65535.0 if hi > 255 else 1.0
+        im = Image.fromarray(np.clip(a * scale, 0, 255).astype(np.uint8), "L")
+    elif im.mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+        a = (a - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(a)
+        im = Image.fromarray(np.nan_to_num(a).astype(np.uint8), "L")
+    if im.mode == "P":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, im)
+    if im.mode in ("RGB48", "RGBA64"):  # pragma: no cover - rare Pillow modes
+        im = im.convert("RGB")
+    return im.convert("RGB")
+
+
+def _signature(rgb: Image.Image) -> np.ndarray:
+    w, h = rgb.size
+    s = THUMB_SIDE / max(w, h)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return np.asarray(rgb.convert("L").resize(size, Image.Resampling.BOX if s < 0.5 else Image.Resampling.BILINEAR), dtype=np.uint8).copy()
+
+
+def decode_bytes(data: bytes, entry: FileEntry) -> Decoded:
+    out = Decoded(entry)
+    out.sha256 = hashlib.sha256(data).hexdigest()
+    if not data:
+        out.problem = "empty file (0 bytes)"
+        return out
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            out.format = im.format or ""
+            w, h = im.size
+            if w <= 0 or h <= 0:
+                out.problem = f"invalid image size {w}x{h}"
+                return out
+            if w * h > MAX_PIXELS:
+                out.problem = f"image too large to decode safely ({w}x{h} pixels; possible decompression bomb)"
+                return out
+            # Reduced-size decode: JPEG scales by 1/2..1/8 at decode time, so a 12 MP file
+            # is never fully decoded to make a 224 px input.
+            im.draft("RGB", (MODEL_SIZE, MODEL_SIZE))
+            im.load()  # first frame only for animations and multi-page files
+            orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
+            im = ImageOps.exif_transpose(im) or im
+            if orientation in (5, 6, 7, 8):
+                w, h = h, w
+            out.width, out.height = w, h
+            rgb = _to_rgb(im)
+    except Image.DecompressionBombError as exc:
+        out.problem = f"image too large to decode safely ({exc})"
+        return out
+    except Image.DecompressionBombWarning as exc:
+        out.problem = f"image too large to decode safely ({exc})"
+        return out
+    except UnidentifiedImageError:
+        out.problem = "not an image Doppel can read (unknown or damaged format)"
+        return out
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, ZeroDivisionError,
+            AttributeError, NotImplementedError, RuntimeError, struct_error()) as exc:
+        reason = str(exc) or type(exc).__name__
+        if "truncated" in reason.lower():
+            reason = f"truncated or damaged image data ({reason})"
+        out.problem = f"cannot decode image: {reason}"
+        return out
+    except MemoryError:
+        out.problem = "not enough memory to decode this image"
+        return out
+    out.model_input = np.asarray(rgb.resize((MODEL_SIZE, MODEL_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0), dtype=np.uint8).copy()
+    out.thumb = _signature(rgb)
+    return out
+
+
+def struct_error():
+    import struct
+
+    return struct.error
+
+
+def decode_file(entry: FileEntry) -> Decoded:
+    """Read, hash and decode one file; the file is read once."""
+    try:
+        st = os.stat(entry.path)
+        if st.st_size > MAX_FILE_BYTES:
+            return Decoded(entry, problem=f"file too large ({st.st_size} bytes)")
+        with open(entry.path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return Decoded(entry, problem="file vanished during the scan")
+    except PermissionError:
+        return Decoded(entry, problem="permission denied: cannot read the file")
+    except IsADirectoryError:
+        return Decoded(entry, problem="is a directory, not a file")
+    except OSError as exc:
+        return Decoded(entry, problem=f"cannot read the file: {exc.strerror or exc}")
+    return decode_bytes(data, entry)

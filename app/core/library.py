@@ -1,0 +1,238 @@
+"""The library: one Milvus collection per model, in a Milvus Lite file or on a Milvus server.
+
+Each row is one file: its identity (path, size, mtime_ns), content hash, size in pixels, the
+model that made its vector, a small grayscale signature for verification, and the vector. A file
+that could not be decoded is stored too (with its problem and a zero vector, excluded from
+search), so an unchanged bad file is not decoded again on every rescan.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import re
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Optional
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+logging.getLogger("pymilvus").setLevel(logging.ERROR)
+
+SCHEMA_VERSION = 1
+MAX_PATH = 4096
+MAX_SIGNATURE = 16384  # base64 of a 96 px grayscale signature fits easily
+
+
+class LibraryError(RuntimeError):
+    """The library cannot be opened or written; the message is meant for people."""
+
+
+class LibraryLockedError(LibraryError):
+    pass
+
+
+@dataclass
+class Row:
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    width: int
+    height: int
+    format: str
+    model: str
+    problem: str
+    signature: Optional[np.ndarray]  # (h, w) uint8
+    vector: Optional[np.ndarray] = None
+
+
+def path_id(path: str) -> int:
+    raw = os.fsencode(path)
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big", signed=True)
+
+
+def encode_path(path: str) -> str:
+    """Milvus strings are UTF-8; non-UTF-8 file names (surrogate escapes) are kept reversibly."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return "b64:" + base64.b64encode(os.fsencode(path)).decode("ascii")
+
+
+def decode_path(stored: str) -> str:
+    if stored.startswith("b64:"):
+        return os.fsdecode(base64.b64decode(stored[4:]))
+    return stored
+
+
+def encode_signature(sig: Optional[np.ndarray]) -> str:
+    if sig is None:
+        return ""
+    h, w = sig.shape
+    return f"{w}x{h}:" + base64.b64encode(sig.tobytes()).decode("ascii")
+
+
+def decode_signature(text: str) -> Optional[np.ndarray]:
+    if not text:
+        return None
+    dims, _, data = text.partition(":")
+    w, h = (int(v) for v in dims.split("x"))
+    return np.frombuffer(base64.b64decode(data), dtype=np.uint8).reshape(h, w)
+
+
+def collection_name(model: str) -> str:
+    return f"photos_v{SCHEMA_VERSION}_" + re.sub(r"[^0-9a-zA-Z_]", "_", model)
+
+
+def is_server_uri(location: str) -> bool:
+    return location.startswith(("http://", "https://", "tcp://", "grpc://"))
+
+
+_META_FIELDS = ["id", "path", "size", "mtime_ns", "sha256", "width", "height", "format", "model", "problem"]
+
+
+class Library:
+    """Owns one pymilvus client. Not thread-safe: one thread owns the library (DESIGN.md)."""
+
+    def __init__(self, location: str, model: str, dim: int):
+        from pymilvus import MilvusClient
+
+        self.location = location
+        self.model = model
+        self.dim = dim
+        self.collection = collection_name(model)
+        if not is_server_uri(location):
+            parent = os.path.dirname(os.path.abspath(location)) or "."
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except OSError as exc:
+                raise LibraryError(f"cannot create the library folder {parent}: {exc.strerror or exc}") from exc
+            if not os.access(parent, os.W_OK):
+                raise LibraryError(f"the library location {parent} is read-only; choose another with --library")
+        try:
+            self.client = MilvusClient(location)
+        except Exception as exc:
+            text = f"{type(exc).__name__}: {exc}"
+            if "Locked" in text or "lock" in text.lower():
+                raise LibraryLockedError(
+                    f"the library {location} is in use by another Doppel (or another program); "
+                    "close it and try again, or pick another library") from exc
+            raise LibraryError(f"cannot open the library {location}: {exc}") from exc
+        self._ensure_collection()
+
+    # -- schema ---------------------------------------------------------------
+    def _ensure_collection(self) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        if not self.client.has_collection(self.collection):
+            schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("id", DataType.INT64, is_primary=True)
+            schema.add_field("path", DataType.VARCHAR, max_length=MAX_PATH * 2)
+            schema.add_field("size", DataType.INT64)
+            schema.add_field("mtime_ns", DataType.INT64)
+            schema.add_field("sha256", DataType.VARCHAR, max_length=64)
+            schema.add_field("width", DataType.INT64)
+            schema.add_field("height", DataType.INT64)
+            schema.add_field("format", DataType.VARCHAR, max_length=32)
+            schema.add_field("model", DataType.VARCHAR, max_length=128)
+            schema.add_field("problem", DataType.VARCHAR, max_length=1024)
+            schema.add_field("signature", DataType.VARCHAR, max_length=MAX_SIGNATURE)
+            schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+            index = self.client.prepare_index_params()
+            # FLAT: exact inner product; measured no slower than HNSW per query in milvus-lite.
+            index.add_index("vector", index_type="FLAT", metric_type="IP")
+            self.client.create_collection(self.collection, schema=schema, index_params=index)
+        self.client.load_collection(self.collection)
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:  # pragma: no cover - best effort
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- reads ----------------------------------------------------------------
+    def _iterate(self, fields: list[str], expr: str = "", batch: int = 2000) -> Iterator[dict]:
+        it = self.client.query_iterator(self.collection, batch_size=batch, filter=expr, output_fields=fields)
+        try:
+            while True:
+                rows = it.next()
+                if not rows:
+                    break
+                yield from rows
+        finally:
+            it.close()
+
+    def identities(self) -> dict[str, tuple[int, int, int]]:
+        """path -> (id, size, mtime_ns) for every stored row."""
+        out = {}
+        for r in self._iterate(["id", "path", "size", "mtime_ns"]):
+            out[decode_path(r["path"])] = (r["id"], r["size"], r["mtime_ns"])
+        return out
+
+    def _row(self, r: dict, with_vector: bool = False) -> Row:
+        vec = np.asarray(r["vector"], dtype=np.float32) if with_vector and "vector" in r else None
+        return Row(r["id"], decode_path(r["path"]), r["size"], r["mtime_ns"], r["sha256"], r["width"], r["height"],
+                   r["format"], r["model"], r["problem"], decode_signature(r.get("signature", "")), vec)
+
+    def rows(self, paths_under: Optional[Iterable[str]] = None, with_signature: bool = False) -> list[Row]:
+        fields = _META_FIELDS + (["signature"] if with_signature else [])
+        rows = [self._row(r) for r in self._iterate(fields)]
+        if paths_under is not None:
+            roots = [os.path.join(os.path.abspath(p), "") for p in paths_under]
+            rows = [r for r in rows if any(r.path.startswith(root) for root in roots)]
+        return rows
+
+    def get(self, ids: list[int], with_vector: bool = False, with_signature: bool = True) -> list[Row]:
+        if not ids:
+            return []
+        fields = _META_FIELDS + (["signature"] if with_signature else []) + (["vector"] if with_vector else [])
+        out = []
+        for i in range(0, len(ids), 1000):
+            out += [self._row(r, with_vector) for r in self.client.get(self.collection, ids=ids[i:i + 1000], output_fields=fields)]
+        return out
+
+    def count(self) -> int:
+        return int(self.client.get_collection_stats(self.collection).get("row_count", 0))
+
+    # -- writes ---------------------------------------------------------------
+    def upsert(self, rows: list[Row]) -> None:
+        if not rows:
+            return
+        data = []
+        for r in rows:
+            vec = r.vector if r.vector is not None else np.zeros(self.dim, np.float32)
+            data.append({"id": r.id, "path": encode_path(r.path), "size": int(r.size), "mtime_ns": int(r.mtime_ns),
+                         "sha256": r.sha256, "width": int(r.width), "height": int(r.height),
+                         "format": r.format[:32], "model": self.model, "problem": r.problem[:1000],
+                         "signature": encode_signature(r.signature), "vector": vec.astype(np.float32).tolist()})
+        try:
+            self.client.upsert(self.collection, data)
+        except Exception as exc:
+            raise LibraryError(f"cannot write to the library {self.location}: {exc}") from exc
+
+    def delete(self, ids: list[int]) -> None:
+        for i in range(0, len(ids), 1000):
+            self.client.delete(self.collection, ids=ids[i:i + 1000])
+
+    # -- search ---------------------------------------------------------------
+    def neighbours(self, vectors: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        """Top-k inner-product neighbours among decodable rows, ids and scores only."""
+        res = self.client.search(self.collection, data=vectors.astype(np.float32).tolist(), limit=k,
+                                 anns_field="vector", filter='problem == ""', output_fields=["id"],
+                                 search_params={"metric_type": "IP"})
+        return [[(hit["id"], float(hit["distance"])) for hit in hits] for hits in res]
+
+    def vectors(self, ids: list[int]) -> np.ndarray:
+        rows = self.get(ids, with_vector=True, with_signature=False)
+        by_id = {r.id: r.vector for r in rows}
+        return np.stack([by_id[i] for i in ids]) if ids else np.zeros((0, self.dim), np.float32)

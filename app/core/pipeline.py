@@ -1,0 +1,170 @@
+"""The scan pipeline: walk -> diff -> decode -> fingerprint -> upsert -> group -> rank.
+
+``scan`` is the one function both front ends call. It takes a ``Progress`` (progress + cancel);
+a cancelled scan keeps every batch already written to the library and returns what it has.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Optional
+
+import numpy as np
+
+from app.core import grouping, ranking
+from app.core.decode import Decoded, decode_file
+from app.core.library import Library, Row, path_id
+from app.core.progress import Cancelled, Progress
+from app.core.walk import FileEntry, WalkProblem, walk
+
+log = logging.getLogger(__name__)
+
+BATCH = 16
+INLINE_BELOW = 24  # few files: decoding in-process beats starting worker processes
+
+
+@dataclass
+class Problem:
+    path: str
+    error: str
+
+
+@dataclass
+class ScanStats:
+    files: int = 0
+    embedded: int = 0
+    skipped: int = 0
+    removed: int = 0
+    problems: int = 0
+    seconds: float = 0.0
+    cancelled: bool = False
+
+
+@dataclass
+class ScanResult:
+    library: str
+    model: str
+    model_notice: str
+    folders: list[str]
+    stats: ScanStats
+    rows: list[Row]  # decodable rows in scope, with signatures
+    groups: list[grouping.Group]
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _init_worker():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the parent only
+
+
+def default_workers() -> int:
+    cpus = os.cpu_count() or 1
+    return max(1, min(6, cpus - 1))
+
+
+def decode_all(entries: list[FileEntry], workers: int, progress: Progress) -> Iterator[Decoded]:
+    """Decode in worker processes, overlapped with whatever consumes the iterator."""
+    if workers <= 0 or len(entries) < INLINE_BELOW:
+        for e in entries:
+            progress.check()
+            yield decode_file(e)
+        return
+    ctx = multiprocessing.get_context("spawn")  # fork after torch/Qt threads can deadlock
+    pool = ctx.Pool(workers, initializer=_init_worker)
+    try:
+        for d in pool.imap(decode_file, entries, chunksize=2):
+            yield d
+            progress.check()
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _in_scope(path: str, roots: list[str]) -> bool:
+    return any(path == r.rstrip(os.sep) or path.startswith(r) for r in roots)
+
+
+def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[Progress] = None,
+         similarity: float = 0.5, workers: Optional[int] = None, keeper_rule: str = "resolution",
+         reference_folders: Iterable[str] = (), preferred_folder: str = "") -> ScanResult:
+    progress = progress or Progress()
+    t0 = time.monotonic()
+    folders = [os.path.abspath(os.path.expanduser(f)) for f in folders]
+    roots = [os.path.join(f, "") for f in folders]
+    stats = ScanStats()
+    problems: list[Problem] = []
+    rows_written = 0
+    batch: list[Decoded] = []
+    try:
+        # 1. walk
+        progress.start(0, "walk", "Looking for photos")
+        walk_problems: list[WalkProblem] = []
+        entries = []
+        for e in walk(folders, walk_problems, progress):
+            entries.append(e)
+            if len(entries) % 200 == 0:
+                progress.note(f"Found {len(entries)} files")
+        problems += [Problem(p.path, p.error) for p in walk_problems]
+        stats.files = len(entries)
+
+        # 2. diff against the library
+        progress.start(0, "diff", "Comparing with the library")
+        stored = library.identities()
+        present = {e.path for e in entries}
+        vanished = [i for p, (i, _, _) in stored.items() if _in_scope(p, roots) and p not in present]
+        library.delete(vanished)
+        stats.removed = len(vanished)
+        todo = [e for e in entries if stored.get(e.path, (0, -1, -1))[1:] != (e.size, e.mtime_ns)]
+        stats.skipped = len(entries) - len(todo)
+
+        # 3-5. decode, fingerprint, upsert in batches (a cancel keeps finished batches)
+        progress.start(len(todo), "embed", f"Reading {len(todo)} new or changed files")
+
+        def flush():
+            nonlocal rows_written
+            good = [d for d in batch if not d.problem]
+            vecs = embedder.embed(np.stack([d.model_input for d in good])) if good else []
+            out, vi = [], 0
+            for d in batch:
+                vec = None
+                if not d.problem:
+                    vec, vi = vecs[vi], vi + 1
+                out.append(Row(path_id(d.entry.path), d.entry.path, d.entry.size, d.entry.mtime_ns, d.sha256,
+                               d.width, d.height, d.format, embedder.name, d.problem, d.thumb, vec))
+            library.upsert(out)
+            rows_written += len(out)
+            stats.embedded += len(good)
+            progress.advance(len(batch), batch[-1].entry.path)
+            batch.clear()
+
+        for d in decode_all(todo, default_workers() if workers is None else workers, progress):
+            batch.append(d)
+            if len(batch) >= BATCH:
+                flush()
+        if batch:
+            flush()
+    except Cancelled:
+        stats.cancelled = True
+        if batch:
+            try:
+                flush()
+            except Cancelled:
+                pass
+    # 6. group what is in the library for these folders (also after a cancel: partial results)
+    in_scope = [r for r in library.rows(with_signature=True) if _in_scope(r.path, roots)]
+    problems += [Problem(r.path, r.problem) for r in in_scope if r.problem]
+    good = [r for r in in_scope if not r.problem]
+    groups: list[grouping.Group] = []
+    if not stats.cancelled:
+        try:
+            groups = grouping.find_groups(good, library, similarity=similarity, progress=progress)
+        except Cancelled:
+            stats.cancelled = True
+    ranking.rank_groups(groups, keeper_rule, reference_folders=reference_folders, preferred_folder=preferred_folder)
+    stats.problems = len(problems)
+    stats.seconds = round(time.monotonic() - t0, 3)
+    return ScanResult(library.location, embedder.name, embedder.choice.notice, folders, stats, good, groups, problems)
