@@ -138,8 +138,10 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
             library.upsert(out)
             rows_written += len(out)
             stats.embedded += len(good)
-            progress.advance(len(batch), batch[-1].entry.path)
-            batch.clear()
+            last = batch[-1].entry.path
+            n = len(batch)
+            batch.clear()  # before advance(): it raises Cancelled, and this batch is stored
+            progress.advance(n, last)
 
         for d in decode_all(todo, default_workers() if workers is None else workers, progress):
             batch.append(d)

@@ -1,0 +1,82 @@
+"""Weights lookup order: configured file, torchvision cache, download, offline fallback."""
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from app.core import model as M
+
+
+@pytest.fixture(scope="module")
+def resnet_weights(tmp_path_factory):
+    """A ResNet-50 state dict written by the test (random init: the loading path is under test)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("w") / "my-resnet50.pth"
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), path)
+    return path
+
+
+def _check_embeds(e, dim):
+    x = np.random.default_rng(0).integers(0, 255, (2, 224, 224, 3), dtype=np.uint8)
+    v = e.embed(x)
+    assert v.shape == (2, dim) and v.dtype == np.float32
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
+
+
+def test_configured_weights_file_is_used(resnet_weights):
+    e = M.load_embedder(str(resnet_weights), allow_download=False)
+    assert e.name == "resnet50-imagenet1k-v2" and not e.choice.fallback
+    assert str(resnet_weights) in e.choice.source
+    _check_embeds(e, 2048)
+
+
+def test_weights_from_environment_variable(resnet_weights, monkeypatch):
+    monkeypatch.setenv("DOPPEL_WEIGHTS", str(resnet_weights))
+    assert M.load_embedder(allow_download=False).dim == 2048
+
+
+def test_torchvision_cache_is_found(resnet_weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    cached = M.torchvision_cache_dir() / "resnet50-11ad3fa6.pth"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(resnet_weights.read_bytes())
+    e = M.load_embedder(allow_download=False)
+    assert e.name == "resnet50-imagenet1k-v2" and "cache" in e.choice.source
+
+
+def test_bad_configured_file_is_an_error_not_a_silent_fallback(tmp_path):
+    bad = tmp_path / "bad.pth"
+    torch.save({"not": torch.zeros(1)}, bad)
+    with pytest.raises(M.WeightsError, match="not a ResNet-50"):
+        M.load_embedder(str(bad))
+    with pytest.raises(M.WeightsError, match="not found"):
+        M.load_embedder(str(tmp_path / "missing.pth"))
+
+
+def test_offline_falls_back_with_a_notice():
+    e = M.load_embedder(allow_download=False)
+    assert e.choice.fallback and e.name == M.FALLBACK_NAME
+    assert "fallback" in e.choice.notice
+    _check_embeds(e, 1280)
+
+
+def test_failed_download_falls_back(monkeypatch):
+    monkeypatch.delenv("DOPPEL_OFFLINE")
+
+    def no_network(url, dest, progress=None):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(M, "_download", no_network)
+    e = M.load_embedder(allow_download=True)
+    assert e.choice.fallback and "download failed" in e.choice.notice
+
+
+def test_fallback_model_recognises_real_content(embedder):
+    """The fallback runs real ImageNet weights: a photo and its edit embed close, two scenes apart."""
+    from tests import imagegen as ig
+
+    a, b = ig.photo(1), ig.photo(2)
+    batch = np.stack([np.asarray(im.resize((224, 224))) for im in (a, ig.brightened(a, 1.2), b)])
+    v = embedder.embed(batch)
+    assert v[0] @ v[1] > 0.9
+    assert v[0] @ v[2] < v[0] @ v[1] - 0.1

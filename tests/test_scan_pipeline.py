@@ -1,0 +1,149 @@
+"""End to end through the real pipeline: Pillow-made photos, a real Milvus Lite file, real model."""
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from app.core.library import Library
+from app.core.pipeline import scan
+from app.core.progress import Progress
+from tests import imagegen as ig
+
+
+def group_sets(result, root: Path):
+    return sorted(sorted(os.path.relpath(m.row.path, root) for m in g.members) for g in result.groups)
+
+
+@pytest.fixture
+def photo_folder(tmp_path):
+    root = tmp_path / "photos"
+    a = ig.photo(1, (800, 600))
+    b = ig.photo(2, (640, 480))
+    ig.save(a, root / "a.jpg")
+    ig.save(a, root / "copies" / "a_copy.jpg")  # byte-identical after the copy below
+    (root / "copies" / "a_copy.jpg").write_bytes((root / "a.jpg").read_bytes())
+    ig.save(ig.resized(a, 0.5), root / "copies" / "a_small.jpg")
+    ig.save(a, root / "copies" / "a_q40.jpg", quality=40)
+    ig.save(ig.grayscale(a), root / "edits" / "a_gray.jpg")
+    ig.save(ig.brightened(a, 1.3), root / "edits" / "a_bright.png")
+    ig.save(b, root / "b.png")
+    ig.save(ig.resized(b, 0.7), root / "b_small.webp", quality=85)
+    for seed in (3, 4, 5, 6):  # distinct photos: must never share a group
+        ig.save(ig.photo(seed), root / "others" / f"p{seed}.jpg")
+    return root
+
+
+def test_scan_finds_copies_and_never_groups_distinct_photos(photo_folder, library, embedder):
+    result = scan([str(photo_folder)], library, embedder, workers=0)
+    assert result.stats.files == 12
+    assert result.stats.embedded == 12
+    assert result.problems == []
+    assert group_sets(result, photo_folder) == [
+        ["a.jpg", "copies/a_copy.jpg", "copies/a_q40.jpg", "copies/a_small.jpg", "edits/a_bright.png", "edits/a_gray.jpg"],
+        ["b.png", "b_small.webp"],
+    ]
+    a_group = next(g for g in result.groups if len(g.members) == 6)
+    keepers = [m for m in a_group.members if m.keep]
+    assert len(keepers) == 1
+    # Largest pixel count wins; among the 800x600 files the larger file, then older, then shorter path.
+    assert keepers[0].row.width * keepers[0].row.height == 800 * 600
+
+
+def test_exact_copies_alone_form_an_exact_group(tmp_path, library, embedder):
+    root = tmp_path / "p"
+    ig.save(ig.photo(11), root / "x.jpg")
+    (root / "y.jpg").write_bytes((root / "x.jpg").read_bytes())
+    ig.save(ig.photo(12), root / "z.jpg")
+    result = scan([str(root)], library, embedder, workers=0)
+    assert [(g.kind, len(g.members)) for g in result.groups] == [("exact", 2)]
+
+
+def test_rescan_of_unchanged_folder_decodes_nothing(photo_folder, library, embedder):
+    first = scan([str(photo_folder)], library, embedder, workers=0)
+    second = scan([str(photo_folder)], library, embedder, workers=0)
+    assert second.stats.embedded == 0
+    assert second.stats.skipped == second.stats.files == 12
+    assert group_sets(second, photo_folder) == group_sets(first, photo_folder)
+
+
+def test_changed_file_is_reembedded_and_deleted_file_leaves_library(photo_folder, library, embedder):
+    scan([str(photo_folder)], library, embedder, workers=0)
+    # Replace the grayscale copy with a different photo: it must leave the group.
+    changed = photo_folder / "edits" / "a_gray.jpg"
+    ig.save(ig.photo(99), changed)
+    os.utime(changed, ns=(time.time_ns(), time.time_ns() + 10**9))
+    gone = photo_folder / "b_small.webp"
+    gone.unlink()
+    result = scan([str(photo_folder)], library, embedder, workers=0)
+    assert result.stats.embedded == 1
+    assert result.stats.removed == 1
+    assert str(gone) not in library.identities()
+    assert group_sets(result, photo_folder) == [
+        ["a.jpg", "copies/a_copy.jpg", "copies/a_q40.jpg", "copies/a_small.jpg", "edits/a_bright.png"],
+    ]
+
+
+def test_problem_files_are_reported_and_scan_goes_on(tmp_path, library, embedder):
+    root = tmp_path / "p"
+    a = ig.photo(21)
+    ig.save(a, root / "a.jpg")
+    ig.save(ig.resized(a, 0.5), root / "a_small.jpg")
+    (root / "notes.png").write_text("this is not a picture")
+    data = (root / "a.jpg").read_bytes()
+    (root / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "readme.txt").write_text("ignored: not an image by name or content")
+    result = scan([str(root)], library, embedder, workers=0)
+    problems = {Path(p.path).name: p.error for p in result.problems}
+    assert set(problems) == {"notes.png", "truncated.jpg", "empty.jpg"}
+    assert "not an image" in problems["notes.png"]
+    assert "truncated" in problems["truncated.jpg"]
+    assert "empty" in problems["empty.jpg"]
+    assert group_sets(result, root) == [["a.jpg", "a_small.jpg"]]
+    # Problem files are remembered: an unchanged bad file is not decoded again, but still reported.
+    again = scan([str(root)], library, embedder, workers=0)
+    assert again.stats.embedded == 0
+    assert {Path(p.path).name for p in again.problems} == set(problems)
+
+
+def test_worker_processes_give_the_same_groups(photo_folder, tmp_path, embedder):
+    # More files than the inline threshold so the process pool really runs.
+    for i in range(14):
+        ig.save(ig.photo(100 + i, (320, 240)), photo_folder / "more" / f"m{i}.jpg")
+    with Library(str(tmp_path / "w.db"), embedder.name, embedder.dim) as lib:
+        result = scan([str(photo_folder)], lib, embedder, workers=2)
+    assert result.stats.embedded == 26
+    assert [len(g) for g in group_sets(result, photo_folder)] == [6, 2]
+
+
+def test_cancel_keeps_what_was_embedded(tmp_path, embedder):
+    root = tmp_path / "p"
+    for i in range(40):
+        ig.save(ig.photo(200 + i, (160, 120)), root / f"{i:02d}.jpg")
+    holder = {}
+
+    def listener(update):
+        if update.stage == "embed" and update.done >= 16:
+            holder["p"].cancel()
+
+    holder["p"] = Progress(listener, max_rate=0)
+    with Library(str(tmp_path / "c.db"), embedder.name, embedder.dim) as lib:
+        result = scan([str(root)], lib, embedder, holder["p"], workers=0)
+        assert result.stats.cancelled
+        kept = lib.count()
+        assert 16 <= kept < 40
+        resumed = scan([str(root)], lib, embedder, workers=0)
+    assert resumed.stats.skipped == kept
+    assert resumed.stats.embedded == 40 - kept
+
+
+def test_symlink_loop_and_hidden_folders(tmp_path, library, embedder):
+    root = tmp_path / "p"
+    ig.save(ig.photo(31), root / "sub" / "a.jpg")
+    ig.save(ig.photo(32), root / ".hidden" / "h.jpg")
+    os.symlink(root, root / "sub" / "loop")
+    os.symlink(root / "missing.jpg", root / "broken.jpg")
+    result = scan([str(root)], library, embedder, workers=0)
+    assert result.stats.files == 1
+    assert [Path(p.path).name for p in result.problems] == ["broken.jpg"]
