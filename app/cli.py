@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reference", action="append", default=[], metavar="FOLDER",
                    help="files here are never suggested for the trash (repeatable)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    sub.add_parser("journal", help="list the files Doppel moved to the trash")
+    r = sub.add_parser("restore", help="move trashed files back to where they were")
+    r.add_argument("paths", nargs="*", metavar="PATH", help="original paths to restore (see 'journal')")
+    r.add_argument("--all", action="store_true", help="restore every file still in the trash")
     return p
 
 
@@ -137,11 +141,57 @@ def cmd_scan(args) -> int:
         signal.signal(signal.SIGINT, previous)
 
 
+def cmd_journal(args) -> int:
+    from app import paths
+    from app.core.trash import Journal
+
+    journal = Journal(paths.journal_path())
+    entries = journal.entries()
+    if not entries:
+        print(f"Nothing trashed yet (journal: {journal.path}).")
+        return 0
+    for e in entries:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
+        print(f"{when}  {e.action:8s}  {e.size:>12,d} B  {e.path}")
+    print(f"{len(journal.trashed_now())} file(s) still in the trash; journal: {journal.path}")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from app import paths
+    from app.core.trash import Journal, restore
+
+    journal = Journal(paths.journal_path())
+    candidates = journal.trashed_now()
+    if not args.all:
+        wanted = {os.path.abspath(p) for p in args.paths}
+        if not wanted:
+            print("doppel-cli: name the paths to restore, or --all", file=sys.stderr)
+            return 2
+        missing = wanted - {e.path for e in candidates}
+        for p in sorted(missing):
+            print(f"not in the journal as trashed: {p}", file=sys.stderr)
+        candidates = [e for e in candidates if e.path in wanted]
+    failures = 0
+    for e in candidates:
+        why = restore(e, journal)
+        if why:
+            failures += 1
+            print(f"could not restore {e.path}: {why}", file=sys.stderr)
+        else:
+            print(f"restored {e.path}")
+    return 1 if failures else 0
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     if args.command == "scan":
         return cmd_scan(args)
+    if args.command == "journal":
+        return cmd_journal(args)
+    if args.command == "restore":
+        return cmd_restore(args)
     return 2
 
 

@@ -1,4 +1,5 @@
 import os
+import tempfile
 import sys
 from pathlib import Path
 
@@ -7,6 +8,8 @@ import pytest
 # Headless and offline before anything imports Qt or looks for weights.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["DOPPEL_OFFLINE"] = "1"
+# send2trash reads XDG_DATA_HOME once, at import: one throw-away trash for the whole session.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="doppel-test-xdg-")
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -19,7 +22,6 @@ def _isolated_user_dirs(tmp_path, monkeypatch):
     home = tmp_path / "userdirs"
     monkeypatch.setenv("DOPPEL_DATA_DIR", str(home / "data"))
     monkeypatch.setenv("DOPPEL_CONFIG_DIR", str(home / "config"))
-    monkeypatch.setenv("XDG_DATA_HOME", str(home / "xdg-data"))
     monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
     monkeypatch.delenv("DOPPEL_WEIGHTS", raising=False)
 

@@ -115,20 +115,28 @@ def complete_linkage(nodes: list[int], pairs: list[Pair]) -> list[list[int]]:
     return [c for c in cluster.values() if len(c) > 1]
 
 
-def find_groups(rows: list[Row], library: Library, similarity: float = 0.5, progress=None,
-                pairs: Optional[list[Pair]] = None) -> list[Group]:
-    by_sha: dict[str, list[Row]] = defaultdict(list)
-    for r in rows:
-        by_sha[r.sha256].append(r)
-    reps = [sorted(v, key=lambda r: r.path)[0] for v in by_sha.values()]
-    rep_of = {r.id: sorted(by_sha[r.sha256], key=lambda r: r.path)[0].id for r in rows}
+def build_pairs(rows: list[Row], library: Library, progress=None) -> list[Pair]:
+    """Verified pairs at the loosest setting, so any similarity can regroup without a rescan."""
+    reps = _representatives(rows)[0]
     by_id = {r.id: r for r in rows}
+    cands = candidate_pairs(reps, library, progress)
+    return verify_pairs(cands, by_id, verify_threshold(0.0), progress)
+
+
+def _representatives(rows: list[Row]):
+    by_sha: dict[str, list[Row]] = defaultdict(list)
+    for r in sorted(rows, key=lambda r: r.path):
+        by_sha[r.sha256].append(r)
+    reps = [v[0] for v in by_sha.values()]
+    return reps, by_sha
+
+
+def groups_from_pairs(rows: list[Row], pairs: list[Pair], similarity: float = 0.5) -> list[Group]:
+    reps, by_sha = _representatives(rows)
+    rep_of = {r.id: by_sha[r.sha256][0].id for r in rows}
     members_of = {rep.id: by_sha[rep.sha256] for rep in reps}
-    if pairs is None:
-        cands = candidate_pairs(reps, library, progress)
-        pairs = verify_pairs(cands, by_id, verify_threshold(similarity), progress)
     threshold = verify_threshold(similarity)
-    pairs = [p for p in pairs if p.match.score >= threshold]
+    pairs = [p for p in pairs if p.match.score >= threshold and p.a in members_of and p.b in members_of]
     clusters = complete_linkage([r.id for r in reps], pairs)
     in_cluster = {x for c in clusters for x in c}
     scores = {(p.a, p.b): p.match for p in pairs}
@@ -141,15 +149,15 @@ def find_groups(rows: list[Row], library: Library, similarity: float = 0.5, prog
     for rep in reps:
         if rep.id not in in_cluster and len(members_of[rep.id]) > 1:
             groups.append(Group("exact", [Member(r) for r in members_of[rep.id]]))
-    # Keep the verified pair scores around for ranking (similarity to the keeper).
-    for g in groups:
+    for g in groups:  # verified scores between members, for "similarity to the keeper"
         for i, a in enumerate(g.members):
             for b in g.members[i + 1:]:
                 ra, rb = rep_of[a.row.id], rep_of[b.row.id]
-                if ra == rb:
-                    g.pair_scores[(a.row.id, b.row.id)] = 1.0
-                else:
-                    m = scores.get((ra, rb)) or scores.get((rb, ra))
-                    g.pair_scores[(a.row.id, b.row.id)] = m.score if m else 0.0
+                m = None if ra == rb else (scores.get((ra, rb)) or scores.get((rb, ra)))
+                g.pair_scores[(a.row.id, b.row.id)] = 1.0 if ra == rb else (m.score if m else 0.0)
     groups.sort(key=lambda g: min(m.row.path for m in g.members))
     return groups
+
+
+def find_groups(rows: list[Row], library: Library, similarity: float = 0.5, progress=None) -> list[Group]:
+    return groups_from_pairs(rows, build_pairs(rows, library, progress), similarity)

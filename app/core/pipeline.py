@@ -54,6 +54,13 @@ class ScanResult:
     rows: list[Row]  # decodable rows in scope, with signatures
     groups: list[grouping.Group]
     problems: list[Problem] = field(default_factory=list)
+    pairs: list[grouping.Pair] = field(default_factory=list)  # verified at the loosest setting
+
+    def regroup(self, similarity: float, keeper_rule: str = "resolution", reference_folders=(),
+                preferred_folder: str = "") -> None:
+        """New groups for another similarity setting, from the stored pairs: no rescan."""
+        self.groups = grouping.groups_from_pairs(self.rows, self.pairs, similarity)
+        ranking.rank_groups(self.groups, keeper_rule, reference_folders, preferred_folder)
 
 
 def _init_worker():
@@ -161,12 +168,15 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
     problems += [Problem(r.path, r.problem) for r in in_scope if r.problem]
     good = [r for r in in_scope if not r.problem]
     groups: list[grouping.Group] = []
+    pairs: list[grouping.Pair] = []
     if not stats.cancelled:
         try:
-            groups = grouping.find_groups(good, library, similarity=similarity, progress=progress)
+            pairs = grouping.build_pairs(good, library, progress)
+            groups = grouping.groups_from_pairs(good, pairs, similarity)
         except Cancelled:
             stats.cancelled = True
     ranking.rank_groups(groups, keeper_rule, reference_folders=reference_folders, preferred_folder=preferred_folder)
     stats.problems = len(problems)
     stats.seconds = round(time.monotonic() - t0, 3)
-    return ScanResult(library.location, embedder.name, embedder.choice.notice, folders, stats, good, groups, problems)
+    return ScanResult(library.location, embedder.name, embedder.choice.notice, folders, stats, good, groups,
+                      problems, pairs)
