@@ -19,6 +19,10 @@ from app.core import verify
 from app.core.library import Library, Row
 
 TOP_K = 16
+# A group is "near" (resized / re-encoded) when every pair lines up as the same frame this well
+# and the overall brightness did not move; anything else verified is "edited".
+NEAR_SCORE = 0.95
+NEAR_MEAN_SHIFT = 6.0
 # Loosest cosine that still proposes a pair; the verification threshold is what the similarity
 # setting moves. Measured on the dev corpus (EfficientNet-Lite0 GeM): true copies reach down to
 # 0.52 (grayscale, 90° turns), so candidates start at 0.45.
@@ -133,6 +137,7 @@ def _representatives(rows: list[Row]):
 
 def groups_from_pairs(rows: list[Row], pairs: list[Pair], similarity: float = 0.5) -> list[Group]:
     reps, by_sha = _representatives(rows)
+    by_id = {r.id: r for r in rows}
     rep_of = {r.id: by_sha[r.sha256][0].id for r in rows}
     members_of = {rep.id: by_sha[rep.sha256] for rep in reps}
     threshold = verify_threshold(similarity)
@@ -144,7 +149,9 @@ def groups_from_pairs(rows: list[Row], pairs: list[Pair], similarity: float = 0.
     for c in clusters:
         members = [Member(r) for rep in c for r in members_of[rep]]
         matches = [scores.get((a, b)) or scores.get((b, a)) for i, a in enumerate(c) for b in c[i + 1:]]
-        near = all(m is not None and m.how == "frame" and m.transform == 0 and m.score >= 0.98 for m in matches)
+        near = all(m is not None and m.how == "frame" and m.transform == 0 and m.score >= NEAR_SCORE for m in matches)
+        means = [float(by_sha[by_id[rep].sha256][0].signature.mean()) for rep in c if by_id[rep].signature is not None]
+        near = near and (max(means) - min(means) < NEAR_MEAN_SHIFT if means else True)
         groups.append(Group("near" if near else "edited", members, {}))
     for rep in reps:
         if rep.id not in in_cluster and len(members_of[rep.id]) > 1:

@@ -18,7 +18,14 @@ from typing import Iterable, Iterator, Optional
 import numpy as np
 
 log = logging.getLogger(__name__)
-logging.getLogger("pymilvus").setLevel(logging.ERROR)
+
+
+def _quiet_milvus_logs() -> None:
+    # milvus-lite does not implement AllocTimestamp; pymilvus' query iterator logs a warning and
+    # the in-process gRPC server an error for it on every iteration, then works as intended.
+    for name in ("pymilvus", "pymilvus.client.iterator.query_iterator"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
 
 SCHEMA_VERSION = 1
 MAX_PATH = 4096
@@ -101,6 +108,7 @@ class Library:
     def __init__(self, location: str, model: str, dim: int):
         from pymilvus import MilvusClient
 
+        _quiet_milvus_logs()
         self.location = location
         self.model = model
         self.dim = dim

@@ -1,0 +1,74 @@
+"""Full-size compare of two copies with synchronised zoom and pan."""
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import QDialog, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel, QVBoxLayout
+
+from app.gui.thumbnails import load_thumbnail
+
+
+class SyncedView(QGraphicsView):
+    def __init__(self, path: str):
+        super().__init__()
+        self.scene_ = QGraphicsScene(self)
+        self.setScene(self.scene_)
+        img, _ = load_thumbnail(path, 4096)
+        self.item = QGraphicsPixmapItem(QPixmap.fromImage(img))
+        self.item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.scene_.addItem(self.item)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.partner: "SyncedView | None" = None
+        self._syncing = False
+        self.horizontalScrollBar().valueChanged.connect(self._sync_scroll)
+        self.verticalScrollBar().valueChanged.connect(self._sync_scroll)
+
+    def fit(self):
+        self.fitInView(self.item, Qt.AspectRatioMode.KeepAspectRatio)
+
+    def zoom(self, factor: float, from_partner: bool = False):
+        self.scale(factor, factor)
+        if self.partner and not from_partner:
+            self.partner.zoom(factor, True)
+
+    def wheelEvent(self, event):
+        self.zoom(1.25 if event.angleDelta().y() > 0 else 0.8)
+
+    def _sync_scroll(self):
+        if self.partner is None or self._syncing:
+            return
+        self.partner._syncing = True
+        for mine, theirs in ((self.horizontalScrollBar(), self.partner.horizontalScrollBar()),
+                             (self.verticalScrollBar(), self.partner.verticalScrollBar())):
+            span = max(mine.maximum() - mine.minimum(), 1)
+            frac = (mine.value() - mine.minimum()) / span
+            theirs.setValue(int(theirs.minimum() + frac * (theirs.maximum() - theirs.minimum())))
+        self.partner._syncing = False
+
+
+class CompareDialog(QDialog):
+    def __init__(self, left: str, right: str, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Compare — Doppel")
+        self.resize(1200, 700)
+        lay = QVBoxLayout(self)
+        row = QHBoxLayout()
+        self.views = [SyncedView(left), SyncedView(right)]
+        self.views[0].partner, self.views[1].partner = self.views[1], self.views[0]
+        for path, v in zip((left, right), self.views):
+            col = QVBoxLayout()
+            cap = QLabel(os.path.basename(path))
+            cap.setToolTip(path)
+            col.addWidget(cap)
+            col.addWidget(v)
+            row.addLayout(col)
+        lay.addLayout(row)
+        lay.addWidget(QLabel("Mouse wheel zooms both sides; drag to pan both. Esc closes."))
+
+    def showEvent(self, event):
+        super().showEvent(event)
+        for v in self.views:
+            v.fit()

@@ -1,0 +1,192 @@
+"""The selected group's copies side by side: large thumbnails, facts, differences, Keep/Trash."""
+from __future__ import annotations
+
+import os
+import time
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QPixmap
+from PySide6.QtWidgets import (QButtonGroup, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea,
+                               QSizePolicy, QVBoxLayout, QWidget)
+
+from app.gui.group_model import human_size
+
+CARD_SIDE = 280
+
+
+def show_in_folder(path: str) -> None:
+    QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
+
+
+class CopyCard(QFrame):
+    keep_changed = Signal(str, bool)
+    activated = Signal(object)  # self
+
+    def __init__(self, member, keeper, thumbs, keep: bool, parent=None):
+        super().__init__(parent)
+        self.member, self.path = member, member.row.path
+        self.setObjectName("copyCard")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self._thumbs = thumbs
+        lay = QVBoxLayout(self)
+        badge = QLabel("★ Suggested keeper" if member is keeper else (member.reason or " "))
+        badge.setObjectName("keeperBadge" if member is keeper else "badge")
+        lay.addWidget(badge)
+        self.image = QLabel()
+        self.image.setFixedSize(CARD_SIDE, CARD_SIDE)
+        self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.image.setText("loading…")
+        lay.addWidget(self.image)
+        r, k = member.row, keeper.row
+        taken = thumbs.date_taken(r.path)
+        facts = [
+            ("Resolution", f"{r.width} × {r.height}", (r.width, r.height) != (k.width, k.height)),
+            ("File size", human_size(r.size), r.size != k.size),
+            ("Format", r.format or "?", r.format != k.format),
+            ("Date taken", taken or "–", taken != thumbs.date_taken(k.path)),
+            ("Modified", time.strftime("%Y-%m-%d %H:%M", time.localtime(r.mtime_ns / 1e9)), False),
+            ("Folder", os.path.dirname(r.path), os.path.dirname(r.path) != os.path.dirname(k.path)),
+            ("Similarity", f"{member.similarity:.0%}", False),
+        ]
+        self.fact_labels = {}
+        for name, value, differs in facts:
+            lab = QLabel(f"<b>{name}:</b> {value}" if not differs else
+                         f"<b>{name}:</b> <span style='color:#b34700'>{value} ●</span>")
+            lab.setTextFormat(Qt.TextFormat.RichText)
+            lab.setWordWrap(True)
+            lab.setMaximumWidth(CARD_SIDE)
+            lab.setToolTip(r.path if name == "Folder" else "")
+            lay.addWidget(lab)
+            self.fact_labels[name] = lab
+        name = QLabel(os.path.basename(r.path))
+        name.setToolTip(r.path)
+        lay.addWidget(name)
+        row = QHBoxLayout()
+        self.keep_btn = QPushButton("Keep (K)")
+        self.trash_btn = QPushButton("Trash (T)")
+        for b in (self.keep_btn, self.trash_btn):
+            b.setCheckable(True)
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            row.addWidget(b)
+        grp = QButtonGroup(self)
+        grp.addButton(self.keep_btn)
+        grp.addButton(self.trash_btn)
+        self.keep_btn.clicked.connect(lambda: self.keep_changed.emit(self.path, True))
+        self.trash_btn.clicked.connect(lambda: self.keep_changed.emit(self.path, False))
+        lay.addLayout(row)
+        folder_btn = QPushButton("Show in folder")
+        folder_btn.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        folder_btn.clicked.connect(lambda: show_in_folder(self.path))
+        lay.addWidget(folder_btn)
+        self.set_keep(keep)
+        self.refresh_image()
+
+    def set_keep(self, keep: bool) -> None:
+        self.keep = keep
+        self.keep_btn.setChecked(keep)
+        self.trash_btn.setChecked(not keep)
+        self.setProperty("trash", not keep)
+        self.setStyleSheet("#copyCard { border: 2px solid %s; border-radius: 6px; }" % ("#c0392b" if not keep else "#2e7d32"))
+
+    def set_current(self, current: bool) -> None:
+        self.setStyleSheet("#copyCard { border: %dpx solid %s; border-radius: 6px; background: %s; }" % (
+            3 if current else 2, "#c0392b" if not self.keep else "#2e7d32", "#eef4ff" if current else "transparent"))
+
+    def refresh_image(self) -> None:
+        taken = self._thumbs.date_taken(self.path)
+        if taken:
+            self.fact_labels["Date taken"].setText(f"<b>Date taken:</b> {taken}")
+        img = self._thumbs.get(self.path, CARD_SIDE)
+        if img is not None:
+            if img.isNull():
+                self.image.setText("cannot show this image")
+            else:
+                self.image.setPixmap(QPixmap.fromImage(img))
+
+    def mousePressEvent(self, event):
+        self.activated.emit(self)
+        super().mousePressEvent(event)
+
+
+class GroupView(QScrollArea):
+    """Cards of one group; keyboard: ←/→ move, K keep, T/Delete trash, Space compare."""
+
+    keep_changed = Signal(str, bool)
+    compare_requested = Signal(str, str)
+
+    def __init__(self, thumbs, parent=None):
+        super().__init__(parent)
+        self._thumbs = thumbs
+        self.setWidgetResizable(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.cards: list[CopyCard] = []
+        self.current = 0
+        self._empty()
+        thumbs.ready.connect(self._thumb_ready)
+
+    def _empty(self):
+        lab = QLabel("Scan your photo folders, then pick a group on the left to compare its copies here.")
+        lab.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        lab.setWordWrap(True)
+        self.setWidget(lab)
+        self.cards = []
+
+    def show_group(self, group, keep: dict[str, bool]) -> None:
+        if group is None:
+            self._empty()
+            return
+        host = QWidget()
+        lay = QHBoxLayout(host)
+        keeper = next((m for m in group.members if m.reason == "suggested keeper"), group.members[0])
+        self.cards = []
+        for m in group.members:
+            card = CopyCard(m, keeper, self._thumbs, keep.get(m.row.path, m.keep))
+            card.keep_changed.connect(self.keep_changed)
+            card.activated.connect(lambda c: self.set_current(self.cards.index(c)))
+            lay.addWidget(card)
+            self.cards.append(card)
+        lay.addStretch(1)
+        host.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        self.setWidget(host)
+        self.set_current(0)
+
+    def set_current(self, i: int) -> None:
+        if not self.cards:
+            return
+        self.current = max(0, min(i, len(self.cards) - 1))
+        for j, c in enumerate(self.cards):
+            c.set_current(j == self.current)
+        self.ensureWidgetVisible(self.cards[self.current])
+
+    def update_keep(self, path: str, keep: bool) -> None:
+        for c in self.cards:
+            if c.path == path:
+                c.set_keep(keep)
+        self.set_current(self.current)
+
+    def keyPressEvent(self, event):
+        key = event.key()
+        if not self.cards:
+            return super().keyPressEvent(event)
+        card = self.cards[self.current]
+        if key in (Qt.Key.Key_Right, Qt.Key.Key_Down):
+            self.set_current(self.current + 1)
+        elif key in (Qt.Key.Key_Left, Qt.Key.Key_Up):
+            self.set_current(self.current - 1)
+        elif key == Qt.Key.Key_K:
+            self.keep_changed.emit(card.path, True)
+        elif key in (Qt.Key.Key_T, Qt.Key.Key_Delete):
+            self.keep_changed.emit(card.path, False)
+        elif key == Qt.Key.Key_Space and len(self.cards) > 1:
+            other = self.cards[0] if self.current != 0 else self.cards[1]
+            self.compare_requested.emit(other.path, card.path)
+        else:
+            return super().keyPressEvent(event)
+        event.accept()
+
+    def _thumb_ready(self, path, side):
+        if side == CARD_SIDE:
+            for c in self.cards:
+                if c.path == path:
+                    c.refresh_image()

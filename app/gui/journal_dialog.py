@@ -1,0 +1,57 @@
+"""What Doppel trashed, with a Restore button for entries still in the trash."""
+from __future__ import annotations
+
+import time
+
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QMessageBox, QPushButton, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout)
+
+from app import paths
+from app.core.trash import Journal, restore
+from app.gui.group_model import human_size
+
+
+class JournalDialog(QDialog):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Trash journal — Doppel")
+        self.resize(900, 400)
+        self.journal = Journal(paths.journal_path())
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel(f"Every file Doppel moved to the trash. Journal file: {self.journal.path}"))
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["When", "Action", "Size", "Original path"])
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        lay.addWidget(self.table)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        self.restore_btn = QPushButton("Restore selected")
+        buttons.addButton(self.restore_btn, QDialogButtonBox.ButtonRole.ActionRole)
+        self.restore_btn.clicked.connect(self.restore_selected)
+        buttons.rejected.connect(self.reject)
+        lay.addWidget(buttons)
+        self.reload()
+
+    def reload(self):
+        self.entries = self.journal.entries()
+        self.table.setRowCount(len(self.entries))
+        for i, e in enumerate(reversed(self.entries)):
+            for j, text in enumerate((time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time)), e.action,
+                                      human_size(e.size), e.path)):
+                self.table.setItem(i, j, QTableWidgetItem(text))
+
+    def restore_selected(self):
+        rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        live = {(e.path, e.trash_path) for e in self.journal.trashed_now()}
+        problems = []
+        for r in rows:
+            e = list(reversed(self.entries))[r]
+            if (e.path, e.trash_path) not in live:
+                problems.append(f"{e.path}: not in the trash any more")
+                continue
+            why = restore(e, self.journal)
+            if why:
+                problems.append(f"{e.path}: {why}")
+        self.reload()
+        if problems:
+            QMessageBox.warning(self, "Doppel", "\n".join(problems))

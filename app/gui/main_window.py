@@ -1,0 +1,382 @@
+"""Doppel's main window: folders, scan progress, the group list and the side-by-side review."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QModelIndex, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QIcon, QKeySequence
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QListView, QListWidget,
+                               QListWidgetItem, QMainWindow, QMessageBox, QProgressBar, QProgressDialog,
+                               QPushButton, QSlider, QSplitter, QToolBar, QVBoxLayout, QWidget)
+
+from app import APP_NAME
+from app.core.progress import ProgressUpdate
+from app.gui.compare_dialog import CompareDialog
+from app.gui.group_model import THUMB_SIDE, GroupListModel, human_size
+from app.gui.group_view import GroupView
+from app.gui.journal_dialog import JournalDialog
+from app.gui.thumbnails import ThumbnailCache
+from app.gui.workers import ScanWorker, TrashWorker, start_in_thread
+from app.settings import KEEPER_RULES, Settings
+
+RESOURCES = Path(__file__).resolve().parent.parent.parent / "resources"
+
+
+def app_icon() -> QIcon:
+    for p in (RESOURCES / "doppel.svg", Path(__file__).resolve().parent / "doppel.svg"):
+        if p.is_file():
+            return QIcon(str(p))
+    return QIcon()
+
+
+def _eta(sec) -> str:
+    if sec is None:
+        return "–"
+    sec = int(sec)
+    return f"{sec // 60}:{sec % 60:02d}"
+
+
+class MainWindow(QMainWindow):
+    scan_finished = Signal(object)  # ScanResult, after the window has shown it
+    trash_finished = Signal(object)  # TrashOutcome
+
+    def __init__(self, settings: Settings | None = None, settings_path: Path | None = None):
+        super().__init__()
+        self.settings_path = settings_path
+        self.settings = settings or Settings.load(settings_path)
+        self.result = None
+        self.scan_worker = None
+        self.scan_thread = None
+        self.trash_thread = None
+        self.trash_worker = None
+        self.problem_box = None
+        self.setWindowTitle(APP_NAME)
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        self.resize(1280, 800)
+        self.thumbs = ThumbnailCache(self)
+        self.model = GroupListModel(self.thumbs, self)
+        self._build()
+        for f in self.settings.folders:
+            self._add_folder_item(f)
+        self._update_trash_button()
+
+    # -- layout -------------------------------------------------------------------
+    def _build(self):
+        tb = QToolBar("Main")
+        tb.setMovable(False)
+        self.addToolBar(tb)
+        self.add_action = QAction("Add folder…", self, triggered=self.choose_folder)
+        self.remove_action = QAction("Remove folder", self, triggered=self.remove_selected_folder)
+        self.scan_action = QAction("Scan", self, triggered=self.start_scan, shortcut=QKeySequence("Ctrl+R"))
+        self.journal_action = QAction("Trash journal…", self, triggered=lambda: JournalDialog(self).exec())
+        for a in (self.add_action, self.remove_action, self.scan_action):
+            tb.addAction(a)
+        tb.addSeparator()
+        tb.addWidget(QLabel(" Similarity: looser "))
+        self.similarity = QSlider(Qt.Orientation.Horizontal)
+        self.similarity.setRange(0, 100)
+        self.similarity.setValue(int(round(self.settings.similarity * 100)))
+        self.similarity.setFixedWidth(140)
+        self.similarity.setToolTip("Stricter finds fewer, surer groups; regroups instantly without rescanning")
+        self.similarity.valueChanged.connect(self.regroup)
+        tb.addWidget(self.similarity)
+        tb.addWidget(QLabel(" stricter   Keep: "))
+        self.keeper_rule = QComboBox()
+        labels = {"resolution": "highest resolution", "largest-file": "largest file", "oldest": "oldest",
+                  "newest": "newest", "preferred-folder": "preferred folder"}
+        for r in KEEPER_RULES:
+            self.keeper_rule.addItem(labels[r], r)
+        self.keeper_rule.setCurrentIndex(max(0, self.keeper_rule.findData(self.settings.keeper_rule)))
+        self.keeper_rule.currentIndexChanged.connect(self.regroup)
+        tb.addWidget(self.keeper_rule)
+        tb.addSeparator()
+        tb.addAction(self.journal_action)
+
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.addWidget(QLabel("<b>Photo folders</b> (tick = reference: never trashed)"))
+        self.folders = QListWidget()
+        self.folders.setMaximumHeight(160)
+        self.folders.itemChanged.connect(self._folders_changed)
+        ll.addWidget(self.folders)
+        ll.addWidget(QLabel("<b>Duplicate groups</b>"))
+        self.groups = QListView()
+        self.groups.setModel(self.model)
+        self.groups.setIconSize(QSize(THUMB_SIDE, THUMB_SIDE))
+        self.groups.selectionModel().currentChanged.connect(self._group_selected)
+        ll.addWidget(self.groups)
+
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        prog = QHBoxLayout()
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setTextVisible(True)
+        self.progress_label = QLabel("Add the folders that hold your photos, then press Scan.")
+        self.progress_label.setMinimumWidth(400)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel_scan)
+        prog.addWidget(self.progress_bar, 1)
+        prog.addWidget(self.cancel_button)
+        rl.addLayout(prog)
+        rl.addWidget(self.progress_label)
+        self.notice_label = QLabel("")
+        self.notice_label.setWordWrap(True)
+        self.notice_label.setStyleSheet("color: #8a5a00")
+        self.notice_label.hide()
+        rl.addWidget(self.notice_label)
+        self.view = GroupView(self.thumbs)
+        self.view.keep_changed.connect(self.set_keep)
+        self.view.compare_requested.connect(self.compare)
+        rl.addWidget(self.view, 1)
+        bottom = QHBoxLayout()
+        bottom.addWidget(QLabel("←/→ move · K keep · T/Del trash · Space compare · Enter next group"))
+        bottom.addStretch(1)
+        self.trash_button = QPushButton()
+        self.trash_button.clicked.connect(self.confirm_trash)
+        bottom.addWidget(self.trash_button)
+        rl.addLayout(bottom)
+
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        split.setSizes([300, 980])
+        self.setCentralWidget(split)
+        self.statusBar().showMessage("Ready")
+
+    # -- folders --------------------------------------------------------------------
+    def _add_folder_item(self, folder: str):
+        folder = os.path.abspath(folder)
+        if any(self.folders.item(i).data(Qt.ItemDataRole.UserRole) == folder for i in range(self.folders.count())):
+            return
+        item = QListWidgetItem(folder)
+        item.setData(Qt.ItemDataRole.UserRole, folder)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        self.folders.blockSignals(True)
+        item.setCheckState(Qt.CheckState.Checked if folder in self.settings.reference_folders else Qt.CheckState.Unchecked)
+        self.folders.addItem(item)
+        self.folders.blockSignals(False)
+
+    def add_folders(self, folders):
+        for f in folders:
+            if os.path.isdir(f):
+                self._add_folder_item(f)
+        self._folders_changed()
+
+    def folder_list(self) -> list[str]:
+        return [self.folders.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.folders.count())]
+
+    def _folders_changed(self, *_):
+        self.settings.folders = self.folder_list()
+        self.settings.reference_folders = [self.folders.item(i).data(Qt.ItemDataRole.UserRole)
+                                           for i in range(self.folders.count())
+                                           if self.folders.item(i).checkState() == Qt.CheckState.Checked]
+        self._save_settings()
+
+    def choose_folder(self):
+        d = QFileDialog.getExistingDirectory(self, "Add a photo folder", os.path.expanduser("~"))
+        if d:
+            self.add_folders([d])
+
+    def remove_selected_folder(self):
+        for item in self.folders.selectedItems():
+            self.folders.takeItem(self.folders.row(item))
+        self._folders_changed()
+
+    def dragEnterEvent(self, event):
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):
+        self.add_folders([u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()])
+
+    def _save_settings(self):
+        try:
+            self.settings.save(self.settings_path)
+        except OSError as exc:
+            self.statusBar().showMessage(f"Could not save settings: {exc}")
+
+    # -- scan -------------------------------------------------------------------------
+    def start_scan(self):
+        if self.scan_thread is not None:
+            return
+        folders = self.folder_list()
+        if not folders:
+            QMessageBox.information(self, APP_NAME, "Add at least one photo folder first.")
+            return
+        self.scan_worker = ScanWorker(folders, self.settings)
+        self.scan_worker.progress.connect(self._on_progress)
+        self.scan_worker.notice.connect(self._on_notice)
+        self.scan_worker.finished.connect(self._on_scan_finished)
+        self.scan_worker.failed.connect(self._on_scan_failed)
+        self.scan_action.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress_label.setText("Starting…")
+        self.scan_thread = start_in_thread(self.scan_worker, self)
+        self.scan_thread.finished.connect(self._scan_thread_done)
+
+    def cancel_scan(self):
+        if self.scan_worker is not None:
+            self.scan_worker.cancel()
+            self.progress_label.setText("Stopping after the current batch; what was read is kept…")
+
+    def _on_progress(self, u: ProgressUpdate):
+        if u.stage == "download weights":
+            self._download_dialog(u)
+            return
+        if u.total > 0:
+            self.progress_bar.setRange(0, u.total)
+            self.progress_bar.setValue(u.done)
+            text = {"embed": "Reading photos", "search": "Searching", "verify": "Checking pairs",
+                    "trash": "Moving to trash"}.get(u.stage, u.stage)
+            self.progress_label.setText(f"{text}: {u.done} / {u.total} · {u.rate:.1f}/s · "
+                                        f"{_eta(u.eta)} left · {os.path.basename(u.current)}")
+        else:
+            self.progress_bar.setRange(0, 0)
+            if u.message:
+                self.progress_label.setText(u.message)
+
+    def _download_dialog(self, u: ProgressUpdate):
+        dlg = getattr(self, "_dl", None)
+        if dlg is None:
+            dlg = self._dl = QProgressDialog("Downloading the ResNet-50 model weights…", "Cancel", 0, 100, self)
+            dlg.setWindowTitle(APP_NAME)
+            dlg.canceled.connect(self.cancel_scan)
+        dlg.setMaximum(max(1, u.total))
+        dlg.setValue(min(u.done, max(1, u.total)))
+        if u.total and u.done >= u.total:
+            dlg.close()
+            self._dl = None
+
+    def _on_notice(self, text: str):
+        self.notice_label.setText(text)
+        self.notice_label.show()
+
+    def _on_scan_failed(self, message: str):
+        self.progress_label.setText("Scan failed.")
+        self.show_problems("The scan could not run.", [message])
+
+    def _on_scan_finished(self, result):
+        self.result = result
+        s = result.stats
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(1)
+        state = "Scan cancelled — partial results" if s.cancelled else "Scan finished"
+        self.progress_label.setText(
+            f"{state}: {s.files} files, {s.embedded} read, {s.skipped} unchanged, {s.problems} problems, "
+            f"{len(result.groups)} groups in {s.seconds:.1f} s. Model: {result.model}")
+        self.regroup()
+        if result.problems:
+            self.statusBar().showMessage(f"{len(result.problems)} files could not be read — see the details")
+            self.show_problems(f"{len(result.problems)} files could not be read; the rest were scanned.",
+                               [f"{p.path}: {p.error}" for p in result.problems])
+        self.scan_finished.emit(result)
+
+    def _scan_thread_done(self):
+        self.scan_thread = None
+        self.scan_worker = None
+        self.scan_action.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    # -- review -------------------------------------------------------------------------
+    def regroup(self, *_):
+        self.settings.similarity = self.similarity.value() / 100
+        self.settings.keeper_rule = self.keeper_rule.currentData()
+        self._save_settings()
+        if self.result is None:
+            return
+        self.result.regroup(self.settings.similarity, self.settings.keeper_rule,
+                            self.settings.reference_folders, self.settings.preferred_folder)
+        self.model.set_groups(self.result.groups)
+        self.view.show_group(None, {})
+        if self.model.rowCount():
+            self.groups.setCurrentIndex(self.model.index(0))
+        self._update_trash_button()
+
+    def _group_selected(self, current: QModelIndex, _previous=None):
+        if current.isValid():
+            self.view.show_group(self.model.group(current.row()), self.model.keep)
+            self.view.setFocus()
+
+    def set_keep(self, path: str, keep: bool):
+        self.model.set_keep(path, keep)
+        self.view.update_keep(path, keep)
+        self._update_trash_button()
+
+    def next_group(self):
+        row = self.groups.currentIndex().row()
+        if row + 1 < self.model.rowCount():
+            self.groups.setCurrentIndex(self.model.index(row + 1))
+
+    def keyPressEvent(self, event):
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.next_group()
+            return
+        super().keyPressEvent(event)
+
+    def compare(self, left: str, right: str):
+        dlg = CompareDialog(left, right, self)
+        dlg.exec()
+
+    # -- trash ----------------------------------------------------------------------------
+    def _update_trash_button(self):
+        chosen = self.model.to_trash()
+        size = sum(m.row.size for m in chosen)
+        self.trash_button.setText(f"Move {len(chosen)} files to trash ({human_size(size)})")
+        self.trash_button.setEnabled(bool(chosen) and self.trash_thread is None)
+
+    def confirm_trash(self):
+        chosen = self.model.to_trash()
+        if not chosen:
+            return
+        size = sum(m.row.size for m in chosen)
+        ok = QMessageBox.question(self, APP_NAME,
+                                  f"Move {len(chosen)} files ({human_size(size)}) to the trash?\n\n"
+                                  "They can be restored from the trash or from the Trash journal.")
+        if ok == QMessageBox.StandardButton.Yes:
+            self.trash_chosen()
+
+    def trash_chosen(self):
+        # Held on self: a worker without a Python reference would be collected mid-run.
+        self.trash_worker = worker = TrashWorker(self.model.decisions(), self.settings.reference_folders)
+        worker.progress.connect(self._on_progress)
+        worker.finished.connect(self._on_trash_finished)
+        self.trash_button.setEnabled(False)
+        self.trash_thread = start_in_thread(worker, self)
+        self.trash_thread.finished.connect(self._trash_thread_done)
+
+    def _trash_thread_done(self):
+        self.trash_thread = None
+        self.trash_worker = None
+        self._update_trash_button()
+
+    def _on_trash_finished(self, outcome):
+        gone = {e.path for e in outcome.trashed}
+        if self.result is not None and gone:
+            self.result.rows = [r for r in self.result.rows if r.path not in gone]
+            self.regroup()
+        self.progress_label.setText(f"Moved {len(outcome.trashed)} files to the trash, freeing {human_size(outcome.freed)}.")
+        if outcome.problems:
+            self.show_problems("Some files were not moved to the trash.",
+                               [f"{p.path}: {p.error}" for p in outcome.problems])
+        self.trash_finished.emit(outcome)
+
+    def show_problems(self, text: str, lines: list[str]) -> None:
+        """The one place problems reach the user: a non-blocking box with copyable details."""
+        box = self.problem_box = QMessageBox(QMessageBox.Icon.Warning, APP_NAME, text, QMessageBox.StandardButton.Ok, self)
+        box.setInformativeText("\n".join(lines[:10]) + (f"\n… and {len(lines) - 10} more" if len(lines) > 10 else ""))
+        box.setDetailedText("\n".join(lines))
+        box.open()
+
+    def closeEvent(self, event):
+        if self.scan_worker is not None:
+            self.scan_worker.cancel()
+        for t in (self.scan_thread, self.trash_thread):
+            if t is not None:
+                t.quit()
+                t.wait(30000)
+        self.thumbs.wait()
+        super().closeEvent(event)

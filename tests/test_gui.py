@@ -1,0 +1,136 @@
+"""The desktop app through pytest-qt: offscreen, strict (Qt warnings fail), real worker, real trash."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QAbstractItemModelTester
+
+from app.core.trash import Journal
+from app.settings import Settings
+from tests import imagegen as ig
+
+
+@pytest.fixture
+def photos(tmp_path):
+    root = tmp_path / "photos"
+    a, b = ig.photo(51), ig.photo(52)
+    ig.save(a, root / "a.jpg")
+    ig.save(ig.resized(a, 0.5), root / "a_half.jpg")
+    ig.save(ig.grayscale(a), root / "a_gray.jpg")
+    ig.save(b, root / "b.jpg")
+    ig.save(b, root / "b_q50.jpg", quality=50)
+    ig.save(ig.photo(53), root / "c.jpg")
+    return root
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    from app.gui.main_window import MainWindow
+
+    settings = Settings(library=str(tmp_path / "lib.db"), allow_download=False)
+    w = MainWindow(settings, settings_path=tmp_path / "settings.json")
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()
+
+
+def scan(qtbot, window, folder):
+    window.add_folders([str(folder)])
+    with qtbot.waitSignal(window.scan_finished, timeout=120_000) as blocker:
+        window.start_scan()
+    qtbot.waitUntil(lambda: window.scan_thread is None, timeout=10_000)
+    return blocker.args[0]
+
+
+def test_scan_through_worker_fills_the_group_model(qtbot, window, photos):
+    result = scan(qtbot, window, photos)
+    assert window.windowTitle() == "Doppel"
+    QAbstractItemModelTester(window.model, QAbstractItemModelTester.FailureReportingMode.Fatal)
+    assert window.model.rowCount() == 2
+    sizes = sorted(len(window.model.group(i).members) for i in range(2))
+    assert sizes == [2, 3]
+    assert "Scan finished" in window.progress_label.text()
+    assert window.trash_button.text().startswith("Move 3 files to trash")
+    assert result.model == "efficientnet-lite0-imagenet"
+    assert "fallback" in window.notice_label.text()
+
+
+def test_keyboard_keep_trash_and_next_group(qtbot, window, photos):
+    scan(qtbot, window, photos)
+    view = window.view
+    first = window.groups.currentIndex().row()
+    card0, card1 = view.cards[0], view.cards[1]
+    assert card0.keep and not card1.keep  # keeper first, copies suggested for trash
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Right)
+    assert view.current == 1
+    qtbot.keyClick(view, Qt.Key.Key_K)
+    assert window.model.keep[card1.path] is True and view.cards[1].keep_btn.isChecked()
+    qtbot.keyClick(view, Qt.Key.Key_T)
+    assert window.model.keep[card1.path] is False
+    qtbot.keyClick(view, Qt.Key.Key_Left)
+    qtbot.keyClick(view, Qt.Key.Key_Delete)  # the keeper may be marked too; the core guards the last copy
+    assert window.model.keep[card0.path] is False
+    qtbot.keyClick(view, Qt.Key.Key_K)
+    qtbot.keyClick(window, Qt.Key.Key_Return)
+    assert window.groups.currentIndex().row() == first + 1
+
+
+def test_similarity_slider_regroups_without_rescanning(qtbot, window, photos):
+    scan(qtbot, window, photos)
+    assert window.model.rowCount() == 2
+    window.similarity.setValue(100)  # strictest: the grayscale copy still lines up exactly
+    assert window.result.stats.embedded == 6  # no rescan happened
+    window.similarity.setValue(50)
+    assert window.model.rowCount() == 2
+
+
+def test_trash_moves_files_to_real_trash_and_journals(qtbot, window, photos):
+    from app import paths
+
+    scan(qtbot, window, photos)
+    chosen = sorted(m.row.path for m in window.model.to_trash())
+    assert len(chosen) == 3
+    with qtbot.waitSignal(window.trash_finished, timeout=60_000) as blocker:
+        window.trash_chosen()
+    outcome = blocker.args[0]
+    assert sorted(e.path for e in outcome.trashed) == chosen
+    assert all(not os.path.exists(p) for p in chosen)
+    assert all(Path(e.trash_path).is_file() for e in outcome.trashed)
+    journal = Journal(paths.journal_path())
+    assert sorted(e.path for e in journal.trashed_now()) == chosen
+    assert window.model.rowCount() == 0  # groups updated: nothing left to review
+    qtbot.waitUntil(lambda: window.trash_thread is None)
+
+
+def test_last_copy_of_a_group_cannot_be_trashed(qtbot, window, photos):
+    scan(qtbot, window, photos)
+    group = window.model.group(0)
+    for m in group.members:
+        window.set_keep(m.row.path, False)
+    with qtbot.waitSignal(window.trash_finished, timeout=60_000) as blocker:
+        window.trash_chosen()
+    outcome = blocker.args[0]
+    assert all(os.path.exists(m.row.path) for m in group.members)
+    assert {p.path for p in outcome.problems if "every copy" in p.error} == {m.row.path for m in group.members}
+    assert window.problem_box.isVisible() and "every copy" in window.problem_box.detailedText()
+    qtbot.waitUntil(lambda: window.trash_thread is None)
+
+
+def test_folders_and_reference_flag_are_remembered(qtbot, tmp_path, photos):
+    from app.gui.main_window import MainWindow
+
+    path = tmp_path / "settings.json"
+    w = MainWindow(Settings(library=str(tmp_path / "l.db")), settings_path=path)
+    qtbot.addWidget(w)
+    w.add_folders([str(photos)])
+    w.folders.item(0).setCheckState(Qt.CheckState.Checked)
+    saved = json.loads(path.read_text())
+    assert saved["folders"] == [str(photos)] and saved["reference_folders"] == [str(photos)]
+    w2 = MainWindow(settings_path=path)
+    qtbot.addWidget(w2)
+    assert w2.folder_list() == [str(photos)]
+    assert w2.folders.item(0).checkState() == Qt.CheckState.Checked
