@@ -10,6 +10,9 @@ import multiprocessing
 import os
 import signal
 import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Optional
 
@@ -72,23 +75,59 @@ def default_workers() -> int:
     return max(1, min(6, cpus - 1))
 
 
+def _crashed(entry: FileEntry) -> Decoded:
+    return Decoded(entry, problem="the image decoder crashed on this file (damaged or hostile data)")
+
+
+def _decode_isolated(entry: FileEntry, ctx) -> Decoded:
+    """Decode one file alone in a fresh process, so a crash is pinned on that file."""
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=_init_worker) as ex:
+        try:
+            return ex.submit(decode_file, entry).result()
+        except BrokenProcessPool:
+            return _crashed(entry)
+
+
 def decode_all(entries: list[FileEntry], workers: int, progress: Progress) -> Iterator[Decoded]:
-    """Decode in worker processes, overlapped with whatever consumes the iterator."""
+    """Decode in worker processes, in order, overlapped with whatever consumes the iterator.
+
+    A worker that dies (a decoder segfault, the OOM killer) breaks the pool: the files that were
+    in flight are retried one by one in isolation and the one that kills its process becomes a
+    problem entry; the scan goes on with a fresh pool.
+    """
     if workers <= 0 or len(entries) < INLINE_BELOW:
         for e in entries:
             progress.check()
             yield decode_file(e)
         return
     ctx = multiprocessing.get_context("spawn")  # fork after torch/Qt threads can deadlock
-    pool = ctx.Pool(workers, initializer=_init_worker)
-    try:
-        for d in pool.imap(decode_file, entries, chunksize=2):
-            yield d
-            progress.check()
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
+    ahead = workers * 4
+    i = 0
+    while i < len(entries):
+        ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+        inflight: deque = deque()
+        broken = False
+        try:
+            while i < len(entries) or inflight:
+                while i < len(entries) and len(inflight) < ahead:
+                    inflight.append((entries[i], ex.submit(decode_file, entries[i])))
+                    i += 1
+                entry, fut = inflight[0]
+                try:
+                    d = fut.result()
+                except BrokenProcessPool:
+                    broken = True
+                    break
+                inflight.popleft()
+                yield d
+                progress.check()
+        finally:
+            ex.shutdown(wait=not broken, cancel_futures=True)
+        if broken:
+            log.warning("a decode worker died; retrying %d files one by one", len(inflight))
+            for entry, _ in inflight:
+                progress.check()
+                yield _decode_isolated(entry, ctx)
 
 
 def _in_scope(path: str, roots: list[str]) -> bool:

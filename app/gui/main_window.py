@@ -1,6 +1,7 @@
 """Doppel's main window: folders, scan progress, the group list and the side-by-side review."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -261,6 +262,8 @@ class MainWindow(QMainWindow):
 
     def _on_scan_finished(self, result):
         self.result = result
+        logging.getLogger(__name__).info("scan finished: %d files, %d groups, %d problems", result.stats.files,
+                                         len(result.groups), len(result.problems))
         s = result.stats
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(1)
