@@ -115,7 +115,9 @@ def cmd_scan(args) -> int:
         location = args.library or settings.library_location()
         try:
             progress.note(f"Opening library {location}")
-            with Library(location, embedder.name, embedder.dim) as lib:
+            with Library(location, embedder.name, embedder.dim, user="doppel-cli scan", progress=progress) as lib:
+                for n in lib.notices:
+                    print(f"Notice: {n}", file=sys.stderr)
                 result = scan(args.folders, lib, embedder, progress, similarity=similarity, workers=args.workers,
                               keeper_rule=settings.keeper_rule,
                               reference_folders=list(args.reference) + settings.reference_folders,

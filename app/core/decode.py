@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Optional
@@ -106,11 +107,10 @@ def decode_bytes(data: bytes, entry: FileEntry) -> Decoded:
                 w, h = h, w
             out.width, out.height = w, h
             rgb = _to_rgb(im)
-    except Image.DecompressionBombError as exc:
-        out.problem = f"image too large to decode safely ({exc})"
-        return out
-    except Image.DecompressionBombWarning as exc:
-        out.problem = f"image too large to decode safely ({exc})"
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        claimed = re.search(r"\((\d+) pixels\)", str(exc))
+        what = f"it claims {int(claimed.group(1)):,} pixels" if claimed else str(exc)
+        out.problem = f"image too large to decode safely ({what}; possible decompression bomb)"
         return out
     except UnidentifiedImageError:
         out.problem = "not an image Doppel can read (unknown or damaged format)"

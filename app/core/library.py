@@ -102,14 +102,66 @@ def is_server_uri(location: str) -> bool:
 _META_FIELDS = ["id", "path", "size", "mtime_ns", "sha256", "width", "height", "format", "model", "problem"]
 
 
+def _owner_file(location: str) -> str:
+    return os.path.abspath(location) + ".owner"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def probe_lock(location: str) -> Optional[str]:
+    """None if a Milvus Lite file is free; otherwise who holds it, for the message."""
+    lock = os.path.join(location, "LOCK")
+    if not os.path.exists(lock):
+        return None
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: let milvus-lite report it
+        return None
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    except OSError:
+        try:
+            with open(_owner_file(location), encoding="utf-8") as f:
+                return f.read().strip() or "another program"
+        except OSError:
+            return "another program"
+    finally:
+        os.close(fd)
+
+
+def interrupted_before(location: str) -> bool:
+    """True when the last process that used this file died without closing it (SIGKILL, crash)."""
+    try:
+        with open(_owner_file(location), encoding="utf-8") as f:
+            pid = int(f.read().split("pid ")[1].split(")")[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return pid != os.getpid() and not _pid_alive(pid)
+
+
 class Library:
     """Owns one pymilvus client. Not thread-safe: one thread owns the library (DESIGN.md)."""
 
-    def __init__(self, location: str, model: str, dim: int):
+    def __init__(self, location: str, model: str, dim: int, user: str = "Doppel", progress=None):
         from pymilvus import MilvusClient
 
         _quiet_milvus_logs()
         self.location = location
+        self.notices: list[str] = []
         self.model = model
         self.dim = dim
         self.collection = collection_name(model)
@@ -119,8 +171,15 @@ class Library:
                 os.makedirs(parent, exist_ok=True)
             except OSError as exc:
                 raise LibraryError(f"cannot create the library folder {parent}: {exc.strerror or exc}") from exc
-            if not os.access(parent, os.W_OK):
-                raise LibraryError(f"the library location {parent} is read-only; choose another with --library")
+            if not os.access(parent, os.W_OK) or (os.path.exists(location) and not os.access(location, os.W_OK)):
+                raise LibraryError(f"the library location {location} is read-only; choose another with --library")
+            holder = probe_lock(location)
+            if holder:
+                raise LibraryLockedError(f"the library {location} is in use by {holder}; close it first, "
+                                         "or pick another library with --library")
+            if progress is not None and interrupted_before(location):
+                progress.note("The last scan was interrupted; the library is recovering its log "
+                              "(this can take up to a minute)…")
         try:
             self.client = MilvusClient(location)
         except Exception as exc:
@@ -130,7 +189,24 @@ class Library:
                     f"the library {location} is in use by another Doppel (or another program); "
                     "close it and try again, or pick another library") from exc
             raise LibraryError(f"cannot open the library {location}: {exc}") from exc
+        if not is_server_uri(location):
+            try:
+                with open(_owner_file(location), "w", encoding="utf-8") as f:
+                    f.write(f"{user} (pid {os.getpid()})")
+            except OSError:
+                pass
+        self._drop_old_schemas()
         self._ensure_collection()
+
+    def _drop_old_schemas(self) -> None:
+        """Collections of an older schema version are rebuilt: their photos are read again."""
+        current = f"photos_v{SCHEMA_VERSION}_"
+        for name in self.client.list_collections():
+            m = re.match(r"photos_v(\d+)_", name)
+            if m and not name.startswith(current):
+                self.client.drop_collection(name)
+                self.notices.append(f"The library was written by an older Doppel (schema v{m.group(1)}); "
+                                    "it was rebuilt and its photos will be read again.")
 
     # -- schema ---------------------------------------------------------------
     def _ensure_collection(self) -> None:
@@ -161,6 +237,19 @@ class Library:
             self.client.close()
         except Exception:  # pragma: no cover - best effort
             pass
+        if not is_server_uri(self.location):
+            # pymilvus keeps the in-process Milvus Lite server (and its file lock) until the
+            # process exits; release it so another Doppel can use the library once we are done.
+            try:
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(self.location)
+            except Exception:  # pragma: no cover - older milvus-lite without a server manager
+                pass
+            try:
+                os.unlink(_owner_file(self.location))
+            except OSError:
+                pass
 
     def __enter__(self):
         return self

@@ -42,7 +42,10 @@ class ScanWorker(QObject):
             if embedder.choice.notice:
                 self.notice.emit(embedder.choice.notice)
             self._progress.note(f"Opening library {s.library_location()}")
-            with Library(s.library_location(), embedder.name, embedder.dim) as lib:
+            with Library(s.library_location(), embedder.name, embedder.dim, user="the Doppel window",
+                         progress=self._progress) as lib:
+                for n in lib.notices:
+                    self.notice.emit(n)
                 result = scan(self.folders, lib, embedder, self._progress, similarity=s.similarity,
                               workers=s.decode_workers or None, keeper_rule=s.keeper_rule,
                               reference_folders=s.reference_folders, preferred_folder=s.preferred_folder)

@@ -1,0 +1,90 @@
+"""The library survives a killed scan, refuses a second user clearly, and rebuilds old schemas."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from app.core.library import Library, LibraryError, LibraryLockedError, collection_name
+from tests import imagegen as ig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "app.cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_sigkill_mid_scan_keeps_stored_rows_and_resumes(tmp_path, embedder):
+    root = tmp_path / "p"
+    for i in range(120):
+        ig.save(ig.photo(300 + i, (400, 300)), root / f"{i:03d}.jpg")
+    lib = tmp_path / "lib.db"
+    proc = cli("scan", str(root), "--library", str(lib), "--workers", "0")
+    # Wait until it is embedding, give it a moment to store some batches, then kill it hard.
+    for line in proc.stderr:
+        if line.startswith("embed"):
+            break
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    with Library(str(lib), embedder.name, embedder.dim) as l:
+        stored = l.count()
+        paths = l.identities()
+    assert len(paths) == stored < 120
+    done = subprocess.run([sys.executable, "-m", "app.cli", "scan", str(root), "--library", str(lib),
+                           "--json", "-", "--quiet", "--workers", "0"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    import json
+    stats = json.loads(done.stdout)["stats"]
+    assert stats["skipped"] == stored and stats["embedded"] == 120 - stored  # nothing decoded twice
+    with Library(str(lib), embedder.name, embedder.dim) as l:
+        assert l.count() == 120  # and nothing duplicated
+
+
+def test_second_user_of_a_library_gets_a_clear_message(tmp_path, embedder):
+    (tmp_path / "p").mkdir()
+    lib = tmp_path / "lib.db"
+    with Library(str(lib), embedder.name, embedder.dim, user="the Doppel window"):
+        proc = cli("scan", str(tmp_path / "p"), "--library", str(lib))
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3
+    assert "in use by the Doppel window (pid" in err
+    assert "Traceback" not in err
+
+
+def test_lock_is_released_on_close(tmp_path, embedder):
+    lib = str(tmp_path / "lib.db")
+    Library(lib, embedder.name, embedder.dim).close()
+    Library(lib, embedder.name, embedder.dim).close()
+
+
+def test_older_schema_is_rebuilt_with_a_notice(tmp_path, embedder):
+    from pymilvus import MilvusClient
+
+    lib = str(tmp_path / "lib.db")
+    c = MilvusClient(lib)
+    old = collection_name(embedder.name).replace("photos_v1_", "photos_v0_")
+    c.create_collection(old, dimension=8)
+    c.close()
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(lib)
+    with Library(lib, embedder.name, embedder.dim) as l:
+        assert any("older Doppel" in n for n in l.notices)
+        assert old not in l.client.list_collections()
+        assert l.count() == 0
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+def test_read_only_location_is_a_clear_error(tmp_path, embedder):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    with pytest.raises(LibraryError, match="read-only"):
+        Library(str(ro / "lib.db"), embedder.name, embedder.dim)
