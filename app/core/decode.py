@@ -87,6 +87,7 @@ def decode_bytes(data: bytes, entry: FileEntry) -> Decoded:
         return out
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # damaged metadata: decode what is there
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
             out.format = im.format or ""
