@@ -88,3 +88,34 @@ def test_read_only_location_is_a_clear_error(tmp_path, embedder):
     ro.chmod(0o555)
     with pytest.raises(LibraryError, match="read-only"):
         Library(str(ro / "lib.db"), embedder.name, embedder.dim)
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A tiny real filesystem (tmpfs) to fill up; needs root and mount rights, else skipped."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mnt)],
+                                            capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_disk_full_is_a_clear_error_and_photos_are_untouched(small_fs, tmp_path):
+    root = tmp_path / "p"
+    for i in range(40):
+        ig.save(ig.photo(500 + i, (320, 240)), root / f"{i:02d}.jpg")
+    before = {p.name: p.read_bytes() for p in root.iterdir()}
+    proc = subprocess.run([sys.executable, "-m", "app.cli", "scan", str(root), "--library", str(small_fs / "lib.db"),
+                           "--workers", "0", "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "doppel-cli: cannot write to the library" in proc.stderr and "No space left" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert {p.name: p.read_bytes() for p in root.iterdir()} == before
+
+
+def test_read_only_filesystem_is_a_clear_error(small_fs, tmp_path, embedder):
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    with pytest.raises(LibraryError, match="read-only"):
+        Library(str(small_fs / "lib.db"), embedder.name, embedder.dim)

@@ -95,7 +95,7 @@ def verify_pairs(cands: dict[tuple[int, int], float], by_id: dict[int, Row], thr
     for n, ((a, b), cos) in enumerate(sorted(cands.items())):
         sa, sb = by_id[a].signature, by_id[b].signature
         if sa is not None and sb is not None:
-            m = verify.best_match(sa, sb)
+            m = verify.best_match(sa, sb, cosine=cos)
             if m.score >= threshold:
                 out.append(Pair(a, b, cos, m))
         if progress is not None:

@@ -23,9 +23,10 @@ log = logging.getLogger(__name__)
 def _quiet_milvus_logs() -> None:
     # milvus-lite does not implement AllocTimestamp; pymilvus' query iterator logs a warning and
     # the in-process gRPC server an error for it on every iteration, then works as intended.
-    for name in ("pymilvus", "pymilvus.client.iterator.query_iterator"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+    # Write failures (disk full, ...) come back to us as exceptions and are reported once, in
+    # words; the engine's own tracebacks would only bury that message.
+    for name in ("pymilvus", "pymilvus.client.iterator.query_iterator", "milvus_lite", "grpc._server"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 SCHEMA_VERSION = 1
 MAX_PATH = 4096
@@ -315,7 +316,8 @@ class Library:
         try:
             self.client.upsert(self.collection, data)
         except Exception as exc:
-            raise LibraryError(f"cannot write to the library {self.location}: {exc}") from exc
+            reason = getattr(exc, "message", None) or str(exc)
+            raise LibraryError(f"cannot write to the library {self.location}: {reason}") from exc
 
     def delete(self, ids: list[int]) -> None:
         for i in range(0, len(ids), 1000):
