@@ -103,7 +103,12 @@ def verify_pairs(cands: dict[tuple[int, int], float], by_id: dict[int, Row], thr
     return out
 
 
-def complete_linkage(nodes: list[int], pairs: list[Pair]) -> list[list[int]]:
+def complete_linkage(nodes: list[int], pairs: list[Pair], bridge=None) -> list[list[int]]:
+    """Merge clusters only when every cross pair is verified.
+
+    ``bridge(x, y, cluster)`` may verify a missing pair directly (overlapping crops placed by a
+    shared member of the cluster); what it verifies becomes an edge like any other.
+    """
     edge = {(p.a, p.b): p.match.score for p in pairs}
     edge.update({(p.b, p.a): p.match.score for p in pairs})
     cluster = {n: [n] for n in nodes}
@@ -112,11 +117,57 @@ def complete_linkage(nodes: list[int], pairs: list[Pair]) -> list[list[int]]:
         ca, cb = owner[p.a], owner[p.b]
         if ca == cb:
             continue
-        if all((x, y) in edge for x in cluster[ca] for y in cluster[cb]):
+        ok = True
+        for x in cluster[ca]:
+            for y in cluster[cb]:
+                if (x, y) in edge:
+                    continue
+                score = bridge(x, y, cluster[ca] + cluster[cb]) if bridge else None
+                if score is None:
+                    ok = False
+                    break
+                edge[(x, y)] = edge[(y, x)] = score
+            if not ok:
+                break
+        if ok:
             cluster[ca] += cluster[cb]
             for x in cluster.pop(cb):
                 owner[x] = ca
     return [c for c in cluster.values() if len(c) > 1]
+
+
+def make_bridge(pairs: list[Pair], by_id: dict[int, Row], threshold: float):
+    matches = {}
+    for p in pairs:
+        matches[(p.a, p.b)] = p
+        matches[(p.b, p.a)] = p
+    tried: dict[tuple[int, int], Optional[float]] = {}
+
+    def rect_of(node: int, via: int):
+        p = matches.get((node, via))
+        if p is None:
+            return None
+        sa, sb = by_id[p.a].signature, by_id[p.b].signature
+        return verify.placement(p.match, sa, sb, "a" if node == p.a else "b")
+
+    def bridge(x: int, y: int, members: list[int]) -> Optional[float]:
+        key = (min(x, y), max(x, y))
+        if key in tried:
+            return tried[key]
+        best = None
+        for via in members:
+            if via in (x, y):
+                continue
+            rx, ry = rect_of(x, via), rect_of(y, via)
+            if rx is None or ry is None:
+                continue
+            v = verify.overlap_score(by_id[x].signature, rx, by_id[y].signature, ry)
+            if v >= threshold and (best is None or v > best):
+                best = v
+        tried[key] = best
+        return best
+
+    return bridge
 
 
 def build_pairs(rows: list[Row], library: Library, progress=None) -> list[Pair]:
@@ -142,7 +193,7 @@ def groups_from_pairs(rows: list[Row], pairs: list[Pair], similarity: float = 0.
     members_of = {rep.id: by_sha[rep.sha256] for rep in reps}
     threshold = verify_threshold(similarity)
     pairs = [p for p in pairs if p.match.score >= threshold and p.a in members_of and p.b in members_of]
-    clusters = complete_linkage([r.id for r in reps], pairs)
+    clusters = complete_linkage([r.id for r in reps], pairs, make_bridge(pairs, by_id, threshold))
     in_cluster = {x for c in clusters for x in c}
     scores = {(p.a, p.b): p.match for p in pairs}
     groups = []

@@ -27,9 +27,11 @@ MIN_STD = 4.0  # a near-flat template (fog, a white wall) matches anything
 @dataclass(frozen=True)
 class Match:
     score: float  # normalised cross-correlation, 1.0 = identical up to brightness/contrast
-    how: str  # "frame", "crop" (one contains the other)
+    how: str  # "frame", "crop" (one contains the other), "turn" (slightly rotated), "overlap"
     transform: int  # 0 = as is; 1..7 = rotation/mirror applied to the second image
     scale: float  # fraction of the larger image's width the smaller one covers
+    outer: str = "a"  # which side contains the other ("a" or "b")
+    rect: tuple = ()  # (x, y, w, h) of the inner side inside the outer side's signature
 
 
 def dihedral(a: np.ndarray, t: int) -> np.ndarray:
@@ -57,7 +59,7 @@ def _aspect(a: np.ndarray) -> float:
     return a.shape[1] / a.shape[0]
 
 
-def _ncc_at(outer_f: np.ndarray, inner: np.ndarray, s: float) -> tuple[float, tuple[int, int]]:
+def _ncc_at(outer_f: np.ndarray, inner: np.ndarray, s: float) -> tuple[float, tuple]:
     oh, ow = outer_f.shape
     ih, iw = inner.shape
     tw = int(round(s * ow))
@@ -66,37 +68,37 @@ def _ncc_at(outer_f: np.ndarray, inner: np.ndarray, s: float) -> tuple[float, tu
         th = int(round(s * oh))
         tw = int(round(th * iw / ih))
     if tw < MIN_TEMPLATE or th < MIN_TEMPLATE or tw > ow or th > oh:
-        return -1.0, (0, 0)
+        return -1.0, ()
     t = cv2.resize(inner, (tw, th), interpolation=cv2.INTER_AREA).astype(np.float32)
     if t.std() < MIN_STD:
-        return -1.0, (0, 0)
+        return -1.0, ()
     r = cv2.matchTemplate(outer_f, t, cv2.TM_CCOEFF_NORMED)
     _, v, _, loc = cv2.minMaxLoc(r)
-    return float(v), loc
+    return float(v), (loc[0], loc[1], tw, th)
 
 
-def contains(outer: np.ndarray, inner: np.ndarray, min_scale: float = 0.4) -> tuple[float, float]:
+def contains(outer: np.ndarray, inner: np.ndarray, min_scale: float = 0.4) -> tuple[float, float, tuple]:
     """Best NCC of ``inner`` resized onto a sub-window of ``outer``, and at which scale.
 
     A coarse scale sweep finds the neighbourhood, a fine one the exact scale: a 2 % scale error
     is already a 2 px misalignment at the edge of a 96 px signature.
     """
     outer_f = outer.astype(np.float32)
-    best, best_s = -1.0, 0.0
+    best, best_s, best_r = -1.0, 0.0, ()
     s = 1.0
     while s >= min_scale:
-        v, _ = _ncc_at(outer_f, inner, s)
+        v, r = _ncc_at(outer_f, inner, s)
         if v > best:
-            best, best_s = v, s
+            best, best_s, best_r = v, s, r
         s *= 0.95
     if best_s:
         for f in (0.975, 0.9875, 1.0125, 1.025):
             s = best_s * f
             if min_scale <= s <= 1.0:
-                v, _ = _ncc_at(outer_f, inner, s)
+                v, r = _ncc_at(outer_f, inner, s)
                 if v > best:
-                    best, best_s = v, s
-    return best, best_s
+                    best, best_s, best_r = v, s, r
+    return best, best_s, best_r
 
 
 def rotated(a: np.ndarray, degrees: float) -> np.ndarray:
@@ -136,16 +138,16 @@ def best_match(a: np.ndarray, b: np.ndarray, good_enough: float = 0.985, cosine:
             if v > frame_best:
                 frame_best, frame_t = v, t
             if v > best.score:
-                best = Match(v, "frame", t, 1.0)
+                best = Match(v, "frame", t, 1.0, "a", (0, 0, a.shape[1], a.shape[0]))
     if best.score >= good_enough or cosine < CROP_MIN_COSINE:
         return best
     for t in sorted({0, frame_t}):
         bt = dihedral(b, t)
-        v1, s1 = contains(a, bt)
-        v2, s2 = contains(bt, a)
-        v, sc = (v1, s1) if v1 >= v2 else (v2, s2)
+        v1, s1, r1 = contains(a, bt)
+        v2, s2, r2 = contains(bt, a)
+        v, sc, outer, rect = (v1, s1, "a", r1) if v1 >= v2 else (v2, s2, "b", r2)
         if v > best.score + 1e-6:
-            best = Match(v, "crop" if sc < 0.985 else "frame", t, sc)
+            best = Match(v, "crop" if sc < 0.985 else "frame", t, sc, outer, rect)
     if best.score >= good_enough or cosine < TURN_MIN_COSINE:
         return best
     # A slightly straightened photo (a few degrees, then cropped): turn one side back and look
@@ -153,7 +155,64 @@ def best_match(a: np.ndarray, b: np.ndarray, good_enough: float = 0.985, cosine:
     bt = dihedral(b, frame_t)
     for deg in SMALL_TURNS:
         for outer, inner in ((a, rotated(bt, deg)), (bt, rotated(a, deg))):
-            v, sc = contains(outer, inner, min_scale=0.6)
+            v, sc, _ = contains(outer, inner, min_scale=0.6)
             if v > best.score + 1e-6:
                 best = Match(v, "turn", frame_t, sc)
     return best
+
+
+# --------------------------------------------------------------------------- overlapping crops
+def placement(m: Match, sig_a: np.ndarray, sig_b: np.ndarray, of: str) -> tuple | None:
+    """Rectangle (x, y, w, h) of side ``of`` ("a" or "b") in the other side's signature pixels.
+
+    Only for upright matches that carry a placement (frames and crops without rotation/mirror).
+    """
+    if m.transform != 0 or m.how not in ("frame", "crop") or len(m.rect) != 4:
+        return None
+    x, y, w, h = m.rect
+    inner_sig, outer_sig = (sig_b, sig_a) if m.outer == "a" else (sig_a, sig_b)
+    inner_side = "b" if m.outer == "a" else "a"
+    if of == inner_side:
+        return (float(x), float(y), float(w), float(h))
+    # the outer side seen from the inner side: invert the placement
+    ih, iw = inner_sig.shape
+    oh, ow = outer_sig.shape
+    kx, ky = iw / w, ih / h
+    return (-x * kx, -y * ky, ow * kx, oh * ky)
+
+
+def overlap_score(sig_x: np.ndarray, rect_x: tuple, sig_y: np.ndarray, rect_y: tuple,
+                  min_fraction: float = 0.3) -> float:
+    """NCC of the pixels two crops share, placed by their rectangles in a common third photo.
+
+    The third photo only says where to look; the score compares X's own pixels with Y's, so two
+    crops of one photo are verified against each other, not merely through a neighbour.
+    """
+    x0, y0 = max(rect_x[0], rect_y[0]), max(rect_x[1], rect_y[1])
+    x1 = min(rect_x[0] + rect_x[2], rect_y[0] + rect_y[2])
+    y1 = min(rect_x[1] + rect_x[3], rect_y[1] + rect_y[3])
+    ow, oh = x1 - x0, y1 - y0
+    if ow < MIN_TEMPLATE or oh < MIN_TEMPLATE:
+        return -1.0
+    if ow * oh < min_fraction * min(rect_x[2] * rect_x[3], rect_y[2] * rect_y[3]):
+        return -1.0
+
+    def cut(sig, rect):
+        h, w = sig.shape
+        sx, sy = w / rect[2], h / rect[3]
+        a0, b0 = int(round((x0 - rect[0]) * sx)), int(round((y0 - rect[1]) * sy))
+        a1, b1 = int(round((x1 - rect[0]) * sx)), int(round((y1 - rect[1]) * sy))
+        a0, b0, a1, b1 = max(a0, 0), max(b0, 0), min(a1, w), min(b1, h)
+        if a1 - a0 < 8 or b1 - b0 < 8:
+            return None
+        return cv2.resize(sig[b0:b1, a0:a1], (int(round(ow)), int(round(oh))), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+    px, py = cut(sig_x, rect_x), cut(sig_y, rect_y)
+    if px is None or py is None or px.std() < MIN_STD or py.std() < MIN_STD:
+        return -1.0
+    # a few pixels of slack for rounding: slide Y's shared window, trimmed by 2 px, over X's
+    m = 2
+    if py.shape[0] <= 2 * m + MIN_TEMPLATE // 2 or py.shape[1] <= 2 * m + MIN_TEMPLATE // 2:
+        return float((_z(px) * _z(py)).sum())
+    r = cv2.matchTemplate(px, py[m:-m, m:-m], cv2.TM_CCOEFF_NORMED)
+    return float(r.max())
