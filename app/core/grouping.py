@@ -18,7 +18,7 @@ import numpy as np
 from app.core import verify
 from app.core.library import Library, Row
 
-TOP_K = 16
+TOP_K = 32  # a photo with many copies needs them all among its neighbours
 # A group is "near" (resized / re-encoded) when every pair lines up as the same frame this well
 # and the overall brightness did not move; anything else verified is "edited".
 NEAR_SCORE = 0.95
@@ -103,7 +103,7 @@ def verify_pairs(cands: dict[tuple[int, int], float], by_id: dict[int, Row], thr
     return out
 
 
-def complete_linkage(nodes: list[int], pairs: list[Pair], bridge=None) -> list[list[int]]:
+def complete_linkage(nodes: list[int], pairs: list[Pair], bridge=None, edges_out: Optional[dict] = None) -> list[list[int]]:
     """Merge clusters only when every cross pair is verified.
 
     ``bridge(x, y, cluster)`` may verify a missing pair directly (overlapping crops placed by a
@@ -133,6 +133,8 @@ def complete_linkage(nodes: list[int], pairs: list[Pair], bridge=None) -> list[l
             cluster[ca] += cluster[cb]
             for x in cluster.pop(cb):
                 owner[x] = ca
+    if edges_out is not None:
+        edges_out.update(edge)
     return [c for c in cluster.values() if len(c) > 1]
 
 
@@ -193,7 +195,8 @@ def groups_from_pairs(rows: list[Row], pairs: list[Pair], similarity: float = 0.
     members_of = {rep.id: by_sha[rep.sha256] for rep in reps}
     threshold = verify_threshold(similarity)
     pairs = [p for p in pairs if p.match.score >= threshold and p.a in members_of and p.b in members_of]
-    clusters = complete_linkage([r.id for r in reps], pairs, make_bridge(pairs, by_id, threshold))
+    edge_scores: dict[tuple[int, int], float] = {}
+    clusters = complete_linkage([r.id for r in reps], pairs, make_bridge(pairs, by_id, threshold), edge_scores)
     in_cluster = {x for c in clusters for x in c}
     scores = {(p.a, p.b): p.match for p in pairs}
     groups = []
@@ -211,8 +214,7 @@ def groups_from_pairs(rows: list[Row], pairs: list[Pair], similarity: float = 0.
         for i, a in enumerate(g.members):
             for b in g.members[i + 1:]:
                 ra, rb = rep_of[a.row.id], rep_of[b.row.id]
-                m = None if ra == rb else (scores.get((ra, rb)) or scores.get((rb, ra)))
-                g.pair_scores[(a.row.id, b.row.id)] = 1.0 if ra == rb else (m.score if m else 0.0)
+                g.pair_scores[(a.row.id, b.row.id)] = 1.0 if ra == rb else edge_scores.get((ra, rb), 0.0)
     groups.sort(key=lambda g: min(m.row.path for m in g.members))
     return groups
 

@@ -128,6 +128,12 @@ def best_match(a: np.ndarray, b: np.ndarray, good_enough: float = 0.985, cosine:
     Same-frame checks under all 8 rotations/mirrors are cheap, so they go first; the sliding
     crop search (the costly part) runs only as is and under the best-fitting transform.
     """
+    # Histogram-equalised: tone curves that clip (strong brightening) or bend (contrast) keep the
+    # rank order of pixels, so equalised signatures still line up where raw ones drift apart.
+    # Containment keeps the raw signatures: a crop's histogram differs from the full frame's, so
+    # equalising them separately would bend one against the other.
+    a_raw, b_raw = a, b
+    a, b = cv2.equalizeHist(a), cv2.equalizeHist(b)
     best = Match(-1.0, "frame", 0, 1.0)
     frame_t = 0
     frame_best = -2.0
@@ -141,23 +147,26 @@ def best_match(a: np.ndarray, b: np.ndarray, good_enough: float = 0.985, cosine:
                 best = Match(v, "frame", t, 1.0, "a", (0, 0, a.shape[1], a.shape[0]))
     if best.score >= good_enough or cosine < CROP_MIN_COSINE:
         return best
-    for t in sorted({0, frame_t}):
-        bt = dihedral(b, t)
-        v1, s1, r1 = contains(a, bt)
-        v2, s2, r2 = contains(bt, a)
+    # When the best whole frame is a quarter turn, both quarter turns are tried: a crop and a
+    # turned copy both differ from the full frame, so frame scores cannot tell left from right.
+    turns = {0, frame_t} | ({1, 3} if frame_t in (1, 3) else set())
+    for t in sorted(turns):
+        bt = dihedral(b_raw, t)
+        v1, s1, r1 = contains(a_raw, bt)
+        v2, s2, r2 = contains(bt, a_raw)
         v, sc, outer, rect = (v1, s1, "a", r1) if v1 >= v2 else (v2, s2, "b", r2)
         if v > best.score + 1e-6:
             best = Match(v, "crop" if sc < 0.985 else "frame", t, sc, outer, rect)
     if best.score >= good_enough or cosine < TURN_MIN_COSINE:
         return best
     # A slightly straightened photo (a few degrees, then cropped): turn one side back and look
-    # for it inside the other.
-    bt = dihedral(b, frame_t)
+    # for it inside the other. Upright only: a mirror plus a slight turn is rare in real edits
+    # and was the closest call between two different strips of one scene.
     for deg in SMALL_TURNS:
-        for outer, inner in ((a, rotated(bt, deg)), (bt, rotated(a, deg))):
+        for outer, inner in ((a_raw, rotated(b_raw, deg)), (b_raw, rotated(a_raw, deg))):
             v, sc, _ = contains(outer, inner, min_scale=0.6)
             if v > best.score + 1e-6:
-                best = Match(v, "turn", frame_t, sc)
+                best = Match(v, "turn", 0, sc)
     return best
 
 
@@ -210,9 +219,14 @@ def overlap_score(sig_x: np.ndarray, rect_x: tuple, sig_y: np.ndarray, rect_y: t
     px, py = cut(sig_x, rect_x), cut(sig_y, rect_y)
     if px is None or py is None or px.std() < MIN_STD or py.std() < MIN_STD:
         return -1.0
-    # a few pixels of slack for rounding: slide Y's shared window, trimmed by 2 px, over X's
+    # Slack for the rounding of two placements: a few pixels of shift and a few % of scale.
     m = 2
-    if py.shape[0] <= 2 * m + MIN_TEMPLATE // 2 or py.shape[1] <= 2 * m + MIN_TEMPLATE // 2:
-        return float((_z(px) * _z(py)).sum())
-    r = cv2.matchTemplate(px, py[m:-m, m:-m], cv2.TM_CCOEFF_NORMED)
-    return float(r.max())
+    best = -1.0
+    for f in (0.97, 0.985, 1.0, 1.015, 1.03):
+        q = py if f == 1.0 else cv2.resize(py, (max(1, int(round(py.shape[1] * f))), max(1, int(round(py.shape[0] * f)))),
+                                           interpolation=cv2.INTER_LINEAR)
+        t = q[m:-m, m:-m]
+        if t.shape[0] < MIN_TEMPLATE // 2 or t.shape[1] < MIN_TEMPLATE // 2 or t.shape[0] > px.shape[0] or t.shape[1] > px.shape[1]:
+            continue
+        best = max(best, float(cv2.matchTemplate(px, t, cv2.TM_CCOEFF_NORMED).max()))
+    return best
