@@ -230,7 +230,8 @@ class Library:
             index = self.client.prepare_index_params()
             # FLAT: exact inner product; measured no slower than HNSW per query in milvus-lite.
             index.add_index("vector", index_type="FLAT", metric_type="IP")
-            self.client.create_collection(self.collection, schema=schema, index_params=index)
+            self.client.create_collection(self.collection, schema=schema, index_params=index,
+                                          consistency_level="Strong")
         self.client.load_collection(self.collection)
 
     def close(self) -> None:
@@ -260,7 +261,8 @@ class Library:
 
     # -- reads ----------------------------------------------------------------
     def _iterate(self, fields: list[str], expr: str = "", batch: int = 2000) -> Iterator[dict]:
-        it = self.client.query_iterator(self.collection, batch_size=batch, filter=expr, output_fields=fields)
+        it = self.client.query_iterator(self.collection, batch_size=batch, filter=expr, output_fields=fields,
+                                        consistency_level="Strong")
         try:
             while True:
                 rows = it.next()
@@ -296,11 +298,17 @@ class Library:
         fields = _META_FIELDS + (["signature"] if with_signature else []) + (["vector"] if with_vector else [])
         out = []
         for i in range(0, len(ids), 1000):
-            out += [self._row(r, with_vector) for r in self.client.get(self.collection, ids=ids[i:i + 1000], output_fields=fields)]
+            out += [self._row(r, with_vector) for r in self.client.get(self.collection, ids=ids[i:i + 1000],
+                                                                       output_fields=fields, consistency_level="Strong")]
         return out
 
     def count(self) -> int:
-        return int(self.client.get_collection_stats(self.collection).get("row_count", 0))
+        # count(*) sees unflushed rows on a server too; collection stats only count flushed ones
+        try:
+            res = self.client.query(self.collection, filter="", output_fields=["count(*)"], consistency_level="Strong")
+            return int(res[0]["count(*)"])
+        except Exception:
+            return int(self.client.get_collection_stats(self.collection).get("row_count", 0))
 
     # -- writes ---------------------------------------------------------------
     def upsert(self, rows: list[Row]) -> None:
@@ -328,7 +336,10 @@ class Library:
         """Top-k inner-product neighbours among decodable rows, ids and scores only."""
         res = self.client.search(self.collection, data=vectors.astype(np.float32).tolist(), limit=k,
                                  anns_field="vector", filter='problem == ""', output_fields=["id"],
-                                 search_params={"metric_type": "IP"})
+                                 search_params={"metric_type": "IP"},
+                                 # a Milvus server answers "Bounded" by default: rows written a
+                                 # moment ago would be missing from the grouping
+                                 consistency_level="Strong")
         return [[(hit["id"], float(hit["distance"])) for hit in hits] for hits in res]
 
     def vectors(self, ids: list[int]) -> np.ndarray:

@@ -1,0 +1,37 @@
+"""The same pipeline against a real Milvus server (not milvus-lite).
+
+Runs only when DOPPEL_TEST_MILVUS_URI names a server, e.g. one started from PyPI's
+``milvus==2.3.5`` in its own venv (see README, "Milvus server"). Each run uses a unique
+collection name so it never touches other data on that server.
+"""
+import os
+import uuid
+
+import pytest
+
+from app.core import library as L
+from app.core.pipeline import scan
+from tests import imagegen as ig
+
+URI = os.environ.get("DOPPEL_TEST_MILVUS_URI")
+pytestmark = pytest.mark.skipif(not URI, reason="set DOPPEL_TEST_MILVUS_URI to a Milvus server to run")
+
+
+def test_scan_rescan_and_groups_on_a_server(tmp_path, embedder, monkeypatch):
+    model = f"test-{uuid.uuid4().hex[:8]}"
+    root = tmp_path / "p"
+    a = ig.photo(81)
+    ig.save(a, root / "a.jpg")
+    ig.save(ig.resized(a, 0.5), root / "a_half.jpg")
+    ig.save(ig.photo(82), root / "b.jpg")
+    with L.Library(URI, model, embedder.dim) as lib:
+        try:
+            first = scan([str(root)], lib, embedder, workers=0)
+            assert [sorted(os.path.basename(m.row.path) for m in g.members) for g in first.groups] == [["a.jpg", "a_half.jpg"]]
+            second = scan([str(root)], lib, embedder, workers=0)
+            assert second.stats.embedded == 0 and second.stats.skipped == 3
+            (root / "b.jpg").unlink()
+            third = scan([str(root)], lib, embedder, workers=0)
+            assert third.stats.removed == 1 and lib.count() == 2
+        finally:
+            lib.client.drop_collection(lib.collection)
