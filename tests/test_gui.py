@@ -134,3 +134,70 @@ def test_folders_and_reference_flag_are_remembered(qtbot, tmp_path, photos):
     qtbot.addWidget(w2)
     assert w2.folder_list() == [str(photos)]
     assert w2.folders.item(0).checkState() == Qt.CheckState.Checked
+
+
+def test_space_opens_synchronised_compare(qtbot, window, photos):
+    scan(qtbot, window, photos)
+    view = window.view
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Right)
+    qtbot.keyClick(view, Qt.Key.Key_Space)
+    dlg = window.compare_dialog
+    qtbot.waitExposed(dlg)
+    left, right = dlg.views
+    before = right.transform().m11()
+    left.zoom(2.0)
+    assert right.transform().m11() == pytest.approx(before * 2.0)  # zoom follows
+    left.horizontalScrollBar().setValue(left.horizontalScrollBar().maximum())
+    assert right.horizontalScrollBar().value() == right.horizontalScrollBar().maximum()  # so does pan
+    dlg.close()
+
+
+def test_journal_dialog_restores_a_trashed_file(qtbot, window, photos):
+    scan(qtbot, window, photos)
+    with qtbot.waitSignal(window.trash_finished, timeout=60_000) as blocker:
+        window.trash_chosen()
+    entry = blocker.args[0].trashed[0]
+    qtbot.waitUntil(lambda: window.trash_thread is None)
+    window.show_journal()
+    dlg = window.journal_dialog
+    row = [dlg.table.item(i, 3).text() for i in range(dlg.table.rowCount())].index(entry.path)
+    dlg.table.selectRow(row)
+    dlg.restore_selected()
+    assert dlg.last_problems == []
+    assert Path(entry.path).exists()
+    assert dlg.table.item(0, 1).text() == "restored"
+    dlg.close()
+
+
+def test_preferred_folder_rule_reapplies_to_groups(qtbot, window, photos):
+    scan(qtbot, window, photos)
+    window.add_folders([str(photos)])
+    window.folders.setCurrentRow(0)
+    window.folders.item(0).setSelected(True)
+    window.prefer_selected_folder()
+    assert window.keeper_rule.currentData() == "preferred-folder"
+    assert "preferred" in window.folders.item(0).text()
+    window.keeper_rule.setCurrentIndex(window.keeper_rule.findData("largest-file"))
+    for i in range(window.model.rowCount()):
+        g = window.model.group(i)
+        keeper = next(m for m in g.members if m.reason == "suggested keeper")
+        assert keeper.row.size == max(m.row.size for m in g.members)
+
+
+def test_uncaught_exception_shows_details_and_log_location(qtbot, window):
+    from app import paths
+    from app.gui.errors import install_excepthook
+
+    hook = install_excepthook(lambda: window)
+    try:
+        raise RuntimeError("boom for the test")
+    except RuntimeError:
+        import sys
+        hook(*sys.exc_info())
+    box = hook.last_box
+    assert "boom for the test" in box.text() and str(paths.log_dir()) in box.text()
+    assert "Traceback" in box.detailedText()
+    box.close()
+    import sys
+    sys.excepthook = sys.__excepthook__

@@ -29,6 +29,7 @@ def install_excepthook(parent_getter=lambda: None):
             return sys.__excepthook__(exc_type, exc, tb)
         details = "".join(traceback.format_exception(exc_type, exc, tb))
         logging.getLogger("doppel").error("uncaught exception:\n%s", details)
+        from PySide6.QtCore import Qt
         from PySide6.QtWidgets import QApplication, QMessageBox
 
         if QApplication.instance() is None:
@@ -38,9 +39,11 @@ def install_excepthook(parent_getter=lambda: None):
         box.setWindowTitle("Doppel — unexpected error")
         box.setText(f"Something went wrong: {exc}\n\nYour photos were not touched. "
                     f"The log is in {paths.log_dir()}.")
-        box.setDetailedText(details)
-        box.setTextInteractionFlags(box.textInteractionFlags())
-        box.exec()
+        box.setDetailedText(details)  # copyable: the details pane is a plain text field
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        hook.last_box = box
+        box.open()  # non-blocking: an error inside a slot must not stall the event loop
 
+    hook.last_box = None
     sys.excepthook = hook
     return hook

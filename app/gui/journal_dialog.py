@@ -17,6 +17,7 @@ class JournalDialog(QDialog):
         self.setWindowTitle("Trash journal — Doppel")
         self.resize(900, 400)
         self.journal = Journal(paths.journal_path())
+        self.last_problems: list[str] = []
         lay = QVBoxLayout(self)
         lay.addWidget(QLabel(f"Every file Doppel moved to the trash. Journal file: {self.journal.path}"))
         self.table = QTableWidget(0, 4)
@@ -53,5 +54,9 @@ class JournalDialog(QDialog):
             if why:
                 problems.append(f"{e.path}: {why}")
         self.reload()
+        self.last_problems = problems
         if problems:
-            QMessageBox.warning(self, "Doppel", "\n".join(problems))
+            box = QMessageBox(QMessageBox.Icon.Warning, "Doppel", "Some files could not be restored.",
+                              QMessageBox.StandardButton.Ok, self)
+            box.setDetailedText("\n".join(problems))
+            box.open()

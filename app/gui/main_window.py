@@ -52,6 +52,8 @@ class MainWindow(QMainWindow):
         self.trash_thread = None
         self.trash_worker = None
         self.problem_box = None
+        self.compare_dialog = None
+        self.journal_dialog = None
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
@@ -70,9 +72,11 @@ class MainWindow(QMainWindow):
         self.addToolBar(tb)
         self.add_action = QAction("Add folder…", self, triggered=self.choose_folder)
         self.remove_action = QAction("Remove folder", self, triggered=self.remove_selected_folder)
+        self.prefer_action = QAction("Prefer folder", self, triggered=self.prefer_selected_folder)
+        self.prefer_action.setToolTip("Copies in the selected folder are kept first when Keep: preferred folder")
         self.scan_action = QAction("Scan", self, triggered=self.start_scan, shortcut=QKeySequence("Ctrl+R"))
-        self.journal_action = QAction("Trash journal…", self, triggered=lambda: JournalDialog(self).exec())
-        for a in (self.add_action, self.remove_action, self.scan_action):
+        self.journal_action = QAction("Trash journal…", self, triggered=self.show_journal)
+        for a in (self.add_action, self.remove_action, self.prefer_action, self.scan_action):
             tb.addAction(a)
         tb.addSeparator()
         tb.addWidget(QLabel(" Similarity: looser "))
@@ -153,13 +157,30 @@ class MainWindow(QMainWindow):
         folder = os.path.abspath(folder)
         if any(self.folders.item(i).data(Qt.ItemDataRole.UserRole) == folder for i in range(self.folders.count())):
             return
-        item = QListWidgetItem(folder)
+        item = QListWidgetItem(self._folder_label(folder))
         item.setData(Qt.ItemDataRole.UserRole, folder)
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
         self.folders.blockSignals(True)
         item.setCheckState(Qt.CheckState.Checked if folder in self.settings.reference_folders else Qt.CheckState.Unchecked)
         self.folders.addItem(item)
         self.folders.blockSignals(False)
+
+    def _folder_label(self, folder: str) -> str:
+        return folder + ("  ★ preferred" if folder == self.settings.preferred_folder else "")
+
+    def prefer_selected_folder(self):
+        items = self.folders.selectedItems()
+        if not items:
+            return
+        self.settings.preferred_folder = items[0].data(Qt.ItemDataRole.UserRole)
+        for i in range(self.folders.count()):
+            it = self.folders.item(i)
+            self.folders.blockSignals(True)
+            it.setText(self._folder_label(it.data(Qt.ItemDataRole.UserRole)))
+            self.folders.blockSignals(False)
+        self.keeper_rule.setCurrentIndex(self.keeper_rule.findData("preferred-folder"))
+        self._save_settings()
+        self.regroup()
 
     def add_folders(self, folders):
         for f in folders:
@@ -321,10 +342,15 @@ class MainWindow(QMainWindow):
         super().keyPressEvent(event)
 
     def compare(self, left: str, right: str):
-        dlg = CompareDialog(left, right, self)
-        dlg.exec()
+        self.compare_dialog = CompareDialog(left, right, self)
+        self.compare_dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.compare_dialog.open()
 
     # -- trash ----------------------------------------------------------------------------
+    def show_journal(self):
+        self.journal_dialog = JournalDialog(self)
+        self.journal_dialog.open()
+
     def _update_trash_button(self):
         chosen = self.model.to_trash()
         size = sum(m.row.size for m in chosen)
