@@ -42,7 +42,8 @@ def main():
     def on_progress(u):
         if not shot["scan"] and u.stage == "embed" and u.total and u.done >= max(1, u.total // 3):
             shot["scan"] = True
-            QTimer.singleShot(400, lambda: w.grab().save(str(out / "scanning.png")))
+            app.processEvents()  # let the window take this update first
+            w.grab().save(str(out / "scanning.png"))
 
     def finished(result):
         def take():
