@@ -94,9 +94,32 @@ def test_bad_files_are_problems_with_clear_reasons(result):
     assert "vanished" in p["vanishing.jpg"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files without read permission")
-def test_unreadable_file_is_a_problem(result):
-    assert "permission denied" in problems(result)["unreadable.jpg"]
+def test_unreadable_file_is_a_problem(result, tmp_path):
+    if os.geteuid() != 0:
+        assert "permission denied" in problems(result)["unreadable.jpg"]
+        return
+    # Root reads anything: decode in a subprocess that gave up the capabilities that bypass
+    # file permissions (still root, so it can run this venv).
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    if not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv to drop privileges")
+    d = Path(tempfile.mkdtemp(prefix="doppel-perm-"))
+    try:
+        f = d / "secret.jpg"
+        ig.save(ig.photo(67, (64, 48)), f)
+        f.chmod(0)
+        code = ("import sys; from app.core.decode import decode_file; from app.core.walk import FileEntry; "
+                f"print(decode_file(FileEntry({str(f)!r}, 1, 1)).problem)")
+        out = subprocess.run(["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-c", code],
+                             cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "permission denied" in out.stdout
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_odd_but_valid_images_are_processed(result):

@@ -1,6 +1,5 @@
 """Trashing into a real freedesktop trash (XDG_DATA_HOME is a temp dir, see conftest)."""
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -85,7 +84,7 @@ def test_file_changed_since_scan_is_skipped_and_batch_goes_on(trio, tmp_path):
 def test_restore_puts_the_file_back(trio, tmp_path):
     root, files = trio
     journal = Journal(tmp_path / "j.jsonl")
-    out = trash_files([GroupDecision(files, {files[2].path})], journal)
+    trash_files([GroupDecision(files, {files[2].path})], journal)
     (entry,) = journal.trashed_now()
     assert restore(entry, journal) is None
     assert (root / "copy2.jpg").read_bytes() == b"C" * 300

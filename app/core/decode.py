@@ -9,6 +9,7 @@ import hashlib
 import io
 import os
 import re
+import struct
 import warnings
 from dataclasses import dataclass, field
 from typing import Optional
@@ -117,7 +118,7 @@ def decode_bytes(data: bytes, entry: FileEntry) -> Decoded:
         out.problem = "not an image Doppel can read (unknown or damaged format)"
         return out
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, ZeroDivisionError,
-            AttributeError, NotImplementedError, RuntimeError, struct_error()) as exc:
+            AttributeError, NotImplementedError, RuntimeError, struct.error) as exc:
         reason = str(exc) or type(exc).__name__
         if "truncated" in reason.lower():
             reason = f"truncated or damaged image data ({reason})"
@@ -129,12 +130,6 @@ def decode_bytes(data: bytes, entry: FileEntry) -> Decoded:
     out.model_input = np.asarray(rgb.resize((MODEL_SIZE, MODEL_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0), dtype=np.uint8).copy()
     out.thumb = _signature(rgb)
     return out
-
-
-def struct_error():
-    import struct
-
-    return struct.error
 
 
 def decode_file(entry: FileEntry) -> Decoded:

@@ -13,8 +13,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Optional
 
-import numpy as np
-
 from app.core import verify
 from app.core.library import Library, Row
 
@@ -217,7 +215,3 @@ def groups_from_pairs(rows: list[Row], pairs: list[Pair], similarity: float = 0.
                 g.pair_scores[(a.row.id, b.row.id)] = 1.0 if ra == rb else edge_scores.get((ra, rb), 0.0)
     groups.sort(key=lambda g: min(m.row.path for m in g.members))
     return groups
-
-
-def find_groups(rows: list[Row], library: Library, similarity: float = 0.5, progress=None) -> list[Group]:
-    return groups_from_pairs(rows, build_pairs(rows, library, progress), similarity)

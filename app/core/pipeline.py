@@ -14,7 +14,7 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
@@ -143,7 +143,6 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
     roots = [os.path.join(f, "") for f in folders]
     stats = ScanStats()
     problems: list[Problem] = []
-    rows_written = 0
     batch: list[Decoded] = []
     try:
         # 1. walk
@@ -171,7 +170,6 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
         progress.start(len(todo), "embed", f"Reading {len(todo)} new or changed files")
 
         def flush():
-            nonlocal rows_written
             good = [d for d in batch if not d.problem]
             vecs = embedder.embed(np.stack([d.model_input for d in good])) if good else []
             out, vi = [], 0
@@ -182,7 +180,6 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
                 out.append(Row(path_id(d.entry.path), d.entry.path, d.entry.size, d.entry.mtime_ns, d.sha256,
                                d.width, d.height, d.format, embedder.name, d.problem, d.thumb, vec))
             library.upsert(out)
-            rows_written += len(out)
             stats.embedded += len(good)
             last = batch[-1].entry.path
             n = len(batch)

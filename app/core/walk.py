@@ -39,14 +39,14 @@ def sniff_image(head: bytes) -> bool:
                                                    b"mif1", b"msf1", b"avif")
 
 
-def _is_candidate(path: str, name: str) -> tuple[bool, str]:
+def _is_candidate(path: str, name: str) -> bool:
     if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-        return True, ""
+        return True
     try:
         with open(path, "rb") as f:
-            return sniff_image(f.read(16)), ""
+            return sniff_image(f.read(16))
     except OSError:
-        return False, ""
+        return False
 
 
 def walk(folders: Iterable[str], problems: list | None = None, progress=None) -> Iterator[FileEntry]:
@@ -95,8 +95,7 @@ def walk(folders: Iterable[str], problems: list | None = None, progress=None) ->
                 continue
             if not stat.S_ISREG(st.st_mode):
                 continue
-            ok, _ = _is_candidate(e.path, e.name)
-            if not ok:
+            if not _is_candidate(e.path, e.name):
                 continue
             real = os.path.realpath(e.path)
             if real in seen_files:

@@ -7,7 +7,7 @@ import traceback
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app import paths
-from app.core.progress import Progress, ProgressUpdate
+from app.core.progress import Progress
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
