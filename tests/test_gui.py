@@ -201,3 +201,17 @@ def test_uncaught_exception_shows_details_and_log_location(qtbot, window):
     box.close()
     import sys
     sys.excepthook = sys.__excepthook__
+
+
+def test_groups_found_so_far_are_shown_during_the_scan(qtbot, window, photos, monkeypatch):
+    from app.gui.workers import ScanWorker
+
+    monkeypatch.setattr(ScanWorker, "partial_every", 0.0)
+    window.add_folders([str(photos)])
+    with qtbot.waitSignal(window.scan_finished, timeout=120_000):
+        window.start_scan()
+        # the window shows the partial groups (queued to the GUI thread) before the scan ends
+        qtbot.waitUntil(lambda: "groups so far" in window.statusBar().currentMessage(), timeout=60_000)
+        assert window.model.rowCount() == 2
+    qtbot.waitUntil(lambda: window.scan_thread is None, timeout=10_000)
+    assert window.model.rowCount() == 2

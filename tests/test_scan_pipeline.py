@@ -147,3 +147,17 @@ def test_symlink_loop_and_hidden_folders(tmp_path, library, embedder):
     result = scan([str(root)], library, embedder, workers=0)
     assert result.stats.files == 1
     assert [Path(p.path).name for p in result.problems] == ["broken.jpg"]
+
+
+def test_partial_groups_during_scan_agree_with_the_final_groups(photo_folder, library, embedder):
+    for i in range(20):  # more than one batch
+        ig.save(ig.photo(400 + i, (200, 150)), photo_folder / "more" / f"m{i:02d}.jpg")
+    seen = []
+    result = scan([str(photo_folder)], library, embedder, workers=0, on_partial=seen.append, partial_every=0)
+    assert len(seen) >= 2
+    final = {frozenset(m.row.path for m in g.members) for g in result.groups}
+    for groups in seen:
+        for g in groups:  # every group shown early is part of a final group
+            paths = frozenset(m.row.path for m in g.members)
+            assert any(paths <= f for f in final)
+    assert {frozenset(m.row.path for m in g.members) for g in seen[-1]} == final

@@ -86,10 +86,13 @@ def candidate_pairs(nodes: list[Row], library: Library, progress=None, k: int = 
 
 
 def verify_pairs(cands: dict[tuple[int, int], float], by_id: dict[int, Row], threshold: float,
-                 progress=None) -> list[Pair]:
+                 progress=None, known: Optional[dict] = None) -> list[Pair]:
+    """Verify candidates; ``known`` maps pairs already verified (during the scan) to a Pair or None."""
+    known = known or {}
+    out = [p for key, p in known.items() if key in cands and p is not None and p.match.score >= threshold]
+    cands = {k: v for k, v in cands.items() if k not in known}
     if progress is not None:
         progress.start(len(cands), "verify", "Checking candidate pairs")
-    out = []
     for n, ((a, b), cos) in enumerate(sorted(cands.items())):
         sa, sb = by_id[a].signature, by_id[b].signature
         if sa is not None and sb is not None:
@@ -170,12 +173,12 @@ def make_bridge(pairs: list[Pair], by_id: dict[int, Row], threshold: float):
     return bridge
 
 
-def build_pairs(rows: list[Row], library: Library, progress=None) -> list[Pair]:
+def build_pairs(rows: list[Row], library: Library, progress=None, known: Optional[dict] = None) -> list[Pair]:
     """Verified pairs at the loosest setting, so any similarity can regroup without a rescan."""
     reps = _representatives(rows)[0]
     by_id = {r.id: r for r in rows}
     cands = candidate_pairs(reps, library, progress)
-    return verify_pairs(cands, by_id, verify_threshold(0.0), progress)
+    return verify_pairs(cands, by_id, verify_threshold(0.0), progress, known)
 
 
 def _representatives(rows: list[Row]):

@@ -14,7 +14,7 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
@@ -134,10 +134,61 @@ def _in_scope(path: str, roots: list[str]) -> bool:
     return any(path == r.rstrip(os.sep) or path.startswith(r) for r in roots)
 
 
+class PartialGroups:
+    """Groups among the files read so far, for a front end that shows results during a scan.
+
+    Each new batch asks Milvus for its neighbours; pairs of freshly read files are verified at
+    once and remembered, so the final grouping stage does not verify them again.
+    """
+
+    def __init__(self, library: Library, callback: Callable, every: float, similarity: float, rank):
+        self.library, self.callback, self.every = library, callback, every
+        self.similarity, self.rank = similarity, rank
+        self.rows: dict[int, Row] = {}
+        self.verified: dict[tuple[int, int], Optional[grouping.Pair]] = {}
+        self._last = time.monotonic()
+
+    def add(self, rows: list[Row]) -> None:
+        good = [r for r in rows if not r.problem and r.vector is not None]
+        if not good:
+            return
+        for r in good:
+            self.rows[r.id] = r
+        hits = self.library.neighbours(np.stack([r.vector for r in good]), grouping.TOP_K)
+        for r in good:
+            r.vector = None  # searched; only the signature is needed from here on
+        cands = {}
+        for r, row_hits in zip(good, hits):
+            for other, cos in row_hits:
+                key = (min(r.id, other), max(r.id, other))
+                if other != r.id and other in self.rows and cos >= grouping.CANDIDATE_COSINE and key not in self.verified:
+                    cands[key] = max(cands.get(key, -1.0), cos)
+        found = {(p.a, p.b): p for p in grouping.verify_pairs(cands, self.rows, grouping.verify_threshold(0.0))}
+        for key in cands:
+            self.verified[key] = found.get(key)
+        if time.monotonic() - self._last >= self.every:
+            self.emit()
+
+    def emit(self) -> None:
+        self._last = time.monotonic()
+        pairs = [p for p in self.verified.values() if p is not None]
+        groups = grouping.groups_from_pairs(list(self.rows.values()), pairs, self.similarity)
+        self.rank(groups)
+        self.callback(groups)
+
+
 def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[Progress] = None,
          similarity: float = 0.5, workers: Optional[int] = None, keeper_rule: str = "resolution",
-         reference_folders: Iterable[str] = (), preferred_folder: str = "") -> ScanResult:
+         reference_folders: Iterable[str] = (), preferred_folder: str = "",
+         on_partial: Optional[Callable] = None, partial_every: float = 3.0) -> ScanResult:
+    """Scan ``folders`` into ``library`` and group them. ``on_partial(groups)``, when given, gets
+    the groups among the files read so far every ``partial_every`` seconds during the scan."""
     progress = progress or Progress()
+
+    def rank(groups):
+        ranking.rank_groups(groups, keeper_rule, reference_folders=reference_folders, preferred_folder=preferred_folder)
+
+    partial = PartialGroups(library, on_partial, partial_every, similarity, rank) if on_partial else None
     t0 = time.monotonic()
     folders = [os.path.abspath(os.path.expanduser(f)) for f in folders]
     roots = [os.path.join(f, "") for f in folders]
@@ -181,6 +232,8 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
                                d.width, d.height, d.format, embedder.name, d.problem, d.thumb, vec))
             library.upsert(out)
             stats.embedded += len(good)
+            if partial is not None:
+                partial.add(out)
             last = batch[-1].entry.path
             n = len(batch)
             batch.clear()  # before advance(): it raises Cancelled, and this batch is stored
@@ -207,11 +260,11 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
     pairs: list[grouping.Pair] = []
     if not stats.cancelled:
         try:
-            pairs = grouping.build_pairs(good, library, progress)
+            pairs = grouping.build_pairs(good, library, progress, known=partial.verified if partial else None)
             groups = grouping.groups_from_pairs(good, pairs, similarity)
         except Cancelled:
             stats.cancelled = True
-    ranking.rank_groups(groups, keeper_rule, reference_folders=reference_folders, preferred_folder=preferred_folder)
+    rank(groups)
     stats.problems = len(problems)
     stats.seconds = round(time.monotonic() - t0, 3)
     return ScanResult(library.location, embedder.name, embedder.choice.notice, folders, stats, good, groups,

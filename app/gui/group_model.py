@@ -26,7 +26,8 @@ class GroupListModel(QAbstractListModel):
         super().__init__(parent)
         self._thumbs = thumbnails
         self._groups = []
-        self.keep: dict[str, bool] = {}  # path -> keep? (the user's decisions)
+        self.keep: dict[str, bool] = {}  # path -> keep? (suggestion, or the user's choice)
+        self.user_keep: dict[str, bool] = {}  # choices the user made; they survive regrouping
         self._row_of_path: dict[str, int] = {}
         thumbnails.ready.connect(self._thumb_ready)
 
@@ -34,14 +35,18 @@ class GroupListModel(QAbstractListModel):
     def set_groups(self, groups) -> None:
         self.beginResetModel()
         self._groups = list(groups)
-        self.keep = {m.row.path: m.keep for g in self._groups for m in g.members}
+        self.keep = {m.row.path: self.user_keep.get(m.row.path, m.keep) for g in self._groups for m in g.members}
         self._row_of_path = {m.row.path: i for i, g in enumerate(self._groups) for m in g.members}
         self.endResetModel()
 
     def group(self, row: int):
         return self._groups[row]
 
+    def row_of(self, path: str) -> int:
+        return self._row_of_path.get(path, -1)
+
     def set_keep(self, path: str, keep: bool) -> None:
+        self.user_keep[path] = keep
         if self.keep.get(path) == keep:
             return
         self.keep[path] = keep

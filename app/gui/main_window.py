@@ -231,6 +231,7 @@ class MainWindow(QMainWindow):
             return
         self.scan_worker = ScanWorker(folders, self.settings)
         self.scan_worker.progress.connect(self._on_progress)
+        self.scan_worker.partial.connect(self._on_partial)
         self.scan_worker.notice.connect(self._on_notice)
         self.scan_worker.finished.connect(self._on_scan_finished)
         self.scan_worker.failed.connect(self._on_scan_failed)
@@ -273,6 +274,27 @@ class MainWindow(QMainWindow):
             dlg.close()
             self._dl = None
 
+    def _on_partial(self, groups):
+        """Groups among the files read so far: reviewable while the scan goes on."""
+        if self.scan_worker is None:
+            return
+        self._show_groups(groups)
+        self.statusBar().showMessage(f"{len(groups)} groups so far — you can review them while the scan goes on")
+
+    def _show_groups(self, groups):
+        """Replace the group list, keeping the group the user is looking at selected."""
+        current = self.groups.currentIndex()
+        anchor = self.model.group(current.row()).members[0].row.path if current.isValid() else None
+        self.model.set_groups(groups)
+        row = self.model.row_of(anchor) if anchor else -1
+        if row < 0 and self.model.rowCount():
+            row = 0
+        if row >= 0:
+            self.groups.setCurrentIndex(self.model.index(row))  # the reset cleared it: this emits
+        else:
+            self.view.show_group(None, {})
+        self._update_trash_button()
+
     def _on_notice(self, text: str):
         self.notice_label.setText(text)
         self.notice_label.show()
@@ -314,11 +336,7 @@ class MainWindow(QMainWindow):
             return
         self.result.regroup(self.settings.similarity, self.settings.keeper_rule,
                             self.settings.reference_folders, self.settings.preferred_folder)
-        self.model.set_groups(self.result.groups)
-        self.view.show_group(None, {})
-        if self.model.rowCount():
-            self.groups.setCurrentIndex(self.model.index(0))
-        self._update_trash_button()
+        self._show_groups(self.result.groups)
 
     def _group_selected(self, current: QModelIndex, _previous=None):
         if current.isValid():

@@ -17,9 +17,11 @@ class ScanWorker(QObject):
     """Runs app.core.pipeline.scan; owns the library for the duration of the scan."""
 
     progress = Signal(object)  # ProgressUpdate
+    partial = Signal(object)  # list of groups among the files read so far
     notice = Signal(str)
     finished = Signal(object)  # ScanResult
     failed = Signal(str)
+    partial_every = 3.0  # seconds between "groups so far" updates
 
     def __init__(self, folders: list[str], settings: Settings):
         super().__init__()
@@ -48,7 +50,8 @@ class ScanWorker(QObject):
                     self.notice.emit(n)
                 result = scan(self.folders, lib, embedder, self._progress, similarity=s.similarity,
                               workers=s.decode_workers or None, keeper_rule=s.keeper_rule,
-                              reference_folders=s.reference_folders, preferred_folder=s.preferred_folder)
+                              reference_folders=s.reference_folders, preferred_folder=s.preferred_folder,
+                              on_partial=self.partial.emit, partial_every=self.partial_every)
         except (LibraryError, WeightsError) as exc:
             self.failed.emit(str(exc))
             return
