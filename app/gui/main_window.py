@@ -339,9 +339,19 @@ class MainWindow(QMainWindow):
         self._show_groups(self.result.groups)
 
     def _group_selected(self, current: QModelIndex, _previous=None):
-        if current.isValid():
-            self.view.show_group(self.model.group(current.row()), self.model.keep)
-            self.view.setFocus()
+        if not current.isValid():
+            return
+        group = self.model.group(current.row())
+        shown = [c.path for c in self.view.cards]
+        if shown == [m.row.path for m in group.members]:
+            # Same copies as on screen (a "groups so far" update): keep the cards, refresh choices.
+            # Rebuilding them would stall the window for every update during a scan.
+            for c in self.view.cards:
+                c.set_keep(self.model.keep.get(c.path, c.keep))
+            self.view.set_current(self.view.current)
+            return
+        self.view.show_group(group, self.model.keep)
+        self.view.setFocus()
 
     def set_keep(self, path: str, keep: bool):
         self.model.set_keep(path, keep)
