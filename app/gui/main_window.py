@@ -52,6 +52,7 @@ class MainWindow(QMainWindow):
         self.trash_thread = None
         self.trash_worker = None
         self.problem_box = None
+        self.partial_updates = 0  # "groups so far" updates shown during scans
         self.compare_dialog = None
         self.journal_dialog = None
         self.setWindowTitle(APP_NAME)
@@ -278,6 +279,7 @@ class MainWindow(QMainWindow):
         """Groups among the files read so far: reviewable while the scan goes on."""
         if self.scan_worker is None:
             return
+        self.partial_updates += 1
         self._show_groups(groups)
         self.statusBar().showMessage(f"{len(groups)} groups so far — you can review them while the scan goes on")
 
@@ -315,6 +317,7 @@ class MainWindow(QMainWindow):
             f"{state}: {s.files} files, {s.embedded} read, {s.skipped} unchanged, {s.problems} problems, "
             f"{len(result.groups)} groups in {s.seconds:.1f} s. Model: {result.model}")
         self.regroup()
+        self.statusBar().showMessage(f"{len(result.groups)} groups", 5000)
         if result.problems:
             self.statusBar().showMessage(f"{len(result.problems)} files could not be read — see the details")
             self.show_problems(f"{len(result.problems)} files could not be read; the rest were scanned.",
