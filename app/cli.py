@@ -9,15 +9,8 @@ import sys
 import time
 
 from app import __version__
-from app.core.progress import Progress, ProgressUpdate
+from app.core.progress import Progress, ProgressUpdate, format_eta
 from app.settings import Settings
-
-
-def _fmt_eta(sec) -> str:
-    if sec is None:
-        return "--:--"
-    sec = int(sec)
-    return f"{sec // 3600}:{sec // 60 % 60:02d}:{sec % 60:02d}" if sec >= 3600 else f"{sec // 60:02d}:{sec % 60:02d}"
 
 
 class ProgressBar:
@@ -41,7 +34,7 @@ class ProgressBar:
             if unit == "MB":
                 done, total, rate = done / 1e6, total / 1e6, rate / 1e6
             line = (f"{u.stage:7s} [{'#' * fill}{'.' * (width - fill)}] {done:.0f}/{total:.0f} {unit} "
-                    f"{rate:.1f}/s ETA {_fmt_eta(u.eta)}  {os.path.basename(u.current)[:40]}")
+                    f"{rate:.1f}/s ETA {format_eta(u.eta)}  {os.path.basename(u.current)[:40]}")
         if self.tty:
             self.stream.write("\r\x1b[K" + line[:150])
             self.stream.flush()

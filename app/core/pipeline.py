@@ -22,7 +22,7 @@ from app.core import grouping, ranking
 from app.core.decode import Decoded, decode_file
 from app.core.library import Library, Row, path_id
 from app.core.progress import Cancelled, Progress
-from app.core.walk import FileEntry, WalkProblem, walk
+from app.core.walk import FileEntry, WalkProblem, inside, walk
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +130,6 @@ def decode_all(entries: list[FileEntry], workers: int, progress: Progress) -> It
                 yield _decode_isolated(entry, ctx)
 
 
-def _in_scope(path: str, roots: list[str]) -> bool:
-    return any(path == r.rstrip(os.sep) or path.startswith(r) for r in roots)
-
-
 class PartialGroups:
     """Groups among the files read so far, for a front end that shows results during a scan.
 
@@ -191,7 +187,6 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
     partial = PartialGroups(library, on_partial, partial_every, similarity, rank) if on_partial else None
     t0 = time.monotonic()
     folders = [os.path.abspath(os.path.expanduser(f)) for f in folders]
-    roots = [os.path.join(f, "") for f in folders]
     stats = ScanStats()
     problems: list[Problem] = []
     batch: list[Decoded] = []
@@ -211,7 +206,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
         progress.start(0, "diff", "Comparing with the library")
         stored = library.identities()
         present = {e.path for e in entries}
-        vanished = [i for p, (i, _, _) in stored.items() if _in_scope(p, roots) and p not in present]
+        vanished = [i for p, (i, _, _) in stored.items() if inside(p, folders) and p not in present]
         library.delete(vanished)
         stats.removed = len(vanished)
         todo = [e for e in entries if stored.get(e.path, (0, -1, -1))[1:] != (e.size, e.mtime_ns)]
@@ -253,7 +248,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
             except Cancelled:
                 pass
     # 6. group what is in the library for these folders (also after a cancel: partial results)
-    in_scope = [r for r in library.rows(with_signature=True) if _in_scope(r.path, roots)]
+    in_scope = [r for r in library.rows(with_signature=True) if inside(r.path, folders)]
     problems += [Problem(r.path, r.problem) for r in in_scope if r.problem]
     good = [r for r in in_scope if not r.problem]
     groups: list[grouping.Group] = []

@@ -31,6 +31,14 @@ class ProgressUpdate:
 Listener = Callable[[ProgressUpdate], None]
 
 
+def format_eta(seconds: Optional[float]) -> str:
+    """'m:ss' (or 'h:mm:ss'); '–' when unknown."""
+    if seconds is None:
+        return "–"
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
 class Progress:
     def __init__(self, listener: Optional[Listener] = None, max_rate: float = 5.0,
                  clock: Callable[[], float] = time.monotonic):

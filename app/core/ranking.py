@@ -6,14 +6,10 @@ folders are always kept; they are never suggested for the trash.
 """
 from __future__ import annotations
 
-import os
 from typing import Iterable
 
 from app.core.grouping import Group, Member
-
-
-def _inside(path: str, folders: Iterable[str]) -> bool:
-    return any(path.startswith(os.path.join(os.path.abspath(f), "")) for f in folders)
+from app.core.walk import inside
 
 
 def _default_key(m: Member):
@@ -29,7 +25,7 @@ def keeper_key(rule: str, preferred_folder: str = ""):
     if rule == "newest":
         return lambda m: (-m.row.mtime_ns,) + _default_key(m)
     if rule == "preferred-folder" and preferred_folder:
-        return lambda m: (0 if _inside(m.row.path, [preferred_folder]) else 1,) + _default_key(m)
+        return lambda m: (0 if inside(m.row.path, [preferred_folder]) else 1,) + _default_key(m)
     return _default_key
 
 
@@ -39,7 +35,7 @@ def rank_group(group: Group, rule: str = "resolution", reference_folders: Iterab
     group.members.sort(key=keeper_key(rule, preferred_folder))
     keeper = group.members[0]
     for m in group.members:
-        m.keep = m is keeper or _inside(m.row.path, reference_folders)
+        m.keep = m is keeper or inside(m.row.path, reference_folders)
         m.reason = "suggested keeper" if m is keeper else ("reference folder" if m.keep else "")
         a, b = keeper.row.id, m.row.id
         m.similarity = 1.0 if m is keeper else group.pair_scores.get((a, b), group.pair_scores.get((b, a), 0.0))

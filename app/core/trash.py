@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from app.core.progress import Progress
+from app.core.walk import inside
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,6 @@ def unchanged(f: ScannedFile) -> Optional[str]:
     except OSError as exc:
         return f"cannot read the file: {exc.strerror or exc}"
     return None
-
-
-def inside(path: str, folders: Iterable[str]) -> bool:
-    return any(os.path.abspath(path).startswith(os.path.join(os.path.abspath(f), "")) for f in folders)
 
 
 # --------------------------------------------------------------------------- journal

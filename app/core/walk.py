@@ -28,6 +28,16 @@ class WalkProblem:
     error: str
 
 
+def inside(path: str, folders: Iterable[str]) -> bool:
+    """True when ``path`` is one of ``folders`` or lies below one of them."""
+    path = os.path.abspath(path)
+    for f in folders:
+        f = os.path.abspath(f)
+        if path == f or path.startswith(os.path.join(f, "")):
+            return True
+    return False
+
+
 def sniff_image(head: bytes) -> bool:
     if head.startswith(b"\xff\xd8\xff") or head.startswith(b"\x89PNG\r\n\x1a\n"):
         return True

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QLis
                                QPushButton, QSlider, QSplitter, QToolBar, QVBoxLayout, QWidget)
 
 from app import APP_NAME
-from app.core.progress import ProgressUpdate
+from app.core.progress import ProgressUpdate, format_eta
 from app.gui.compare_dialog import CompareDialog
 from app.gui.group_model import THUMB_SIDE, GroupListModel, human_size
 from app.gui.group_view import GroupView
@@ -29,13 +29,6 @@ def app_icon() -> QIcon:
         if p.is_file():
             return QIcon(str(p))
     return QIcon()
-
-
-def _eta(sec) -> str:
-    if sec is None:
-        return "–"
-    sec = int(sec)
-    return f"{sec // 60}:{sec % 60:02d}"
 
 
 class MainWindow(QMainWindow):
@@ -257,7 +250,7 @@ class MainWindow(QMainWindow):
             text = {"embed": "Reading photos", "search": "Searching", "verify": "Checking pairs",
                     "trash": "Moving to trash"}.get(u.stage, u.stage)
             self.progress_label.setText(f"{text}: {u.done} / {u.total} · {u.rate:.1f}/s · "
-                                        f"{_eta(u.eta)} left · {os.path.basename(u.current)}")
+                                        f"{format_eta(u.eta)} left · {os.path.basename(u.current)}")
         else:
             self.progress_bar.setRange(0, 0)
             if u.message:
