@@ -74,15 +74,20 @@ def candidate_pairs(nodes: list[Row], library: Library, progress=None, k: int = 
     step = 256
     for i in range(0, len(ids), step):
         chunk = ids[i:i + step]
-        vecs = library.vectors(chunk)
-        for a, hits in zip(chunk, library.neighbours(vecs, k)):
-            for b, score in hits:
-                if b != a and b in wanted and score >= min_cosine:
-                    key = (a, b) if a < b else (b, a)
-                    out[key] = max(out.get(key, -1.0), score)
+        add_candidates(out, chunk, library.neighbours(library.vectors(chunk), k), wanted, min_cosine)
         if progress is not None:
             progress.advance(len(chunk))
     return out
+
+
+def add_candidates(out: dict[tuple[int, int], float], ids: list[int], hits: list[list[tuple[int, float]]],
+                   wanted, min_cosine: float = CANDIDATE_COSINE) -> None:
+    """Fold search hits (``hits[i]`` are the neighbours of ``ids[i]``) into ``out`` as pairs."""
+    for a, row_hits in zip(ids, hits):
+        for b, score in row_hits:
+            if b != a and b in wanted and score >= min_cosine:
+                key = (a, b) if a < b else (b, a)
+                out[key] = max(out.get(key, -1.0), score)
 
 
 def verify_pairs(cands: dict[tuple[int, int], float], by_id: dict[int, Row], threshold: float,
@@ -205,7 +210,7 @@ def groups_from_pairs(rows: list[Row], pairs: list[Pair], similarity: float = 0.
         members = [Member(r) for rep in c for r in members_of[rep]]
         matches = [scores.get((a, b)) or scores.get((b, a)) for i, a in enumerate(c) for b in c[i + 1:]]
         near = all(m is not None and m.how == "frame" and m.transform == 0 and m.score >= NEAR_SCORE for m in matches)
-        means = [float(by_sha[by_id[rep].sha256][0].signature.mean()) for rep in c if by_id[rep].signature is not None]
+        means = [float(by_id[rep].signature.mean()) for rep in c if by_id[rep].signature is not None]
         near = near and (max(means) - min(means) < NEAR_MEAN_SHIFT if means else True)
         groups.append(Group("near" if near else "edited", members, {}))
     for rep in reps:

@@ -153,12 +153,9 @@ class PartialGroups:
         hits = self.library.neighbours(np.stack([r.vector for r in good]), grouping.TOP_K)
         for r in good:
             r.vector = None  # searched; only the signature is needed from here on
-        cands = {}
-        for r, row_hits in zip(good, hits):
-            for other, cos in row_hits:
-                key = (min(r.id, other), max(r.id, other))
-                if other != r.id and other in self.rows and cos >= grouping.CANDIDATE_COSINE and key not in self.verified:
-                    cands[key] = max(cands.get(key, -1.0), cos)
+        cands: dict[tuple[int, int], float] = {}
+        grouping.add_candidates(cands, [r.id for r in good], hits, self.rows)
+        cands = {k: v for k, v in cands.items() if k not in self.verified}
         found = {(p.a, p.b): p for p in grouping.verify_pairs(cands, self.rows, grouping.verify_threshold(0.0))}
         for key in cands:
             self.verified[key] = found.get(key)

@@ -149,7 +149,7 @@ def _find_in_trash(original: str, since: float) -> str:
                 text = info.read_text("utf-8", "replace")
             except OSError:
                 continue
-            if f"\nPath={quoted}\n" in "\n" + text + "\n" or f"Path={quoted}" in text.splitlines():
+            if f"Path={quoted}" in text.splitlines():
                 candidates.append((info.stat().st_mtime, trash / "files" / info.name[: -len(".trashinfo")]))
     if not candidates:
         return ""
