@@ -4,7 +4,7 @@ import os
 import pytest
 from PIL import Image, ImageOps
 
-from app.core import verify
+from app.core import grouping, verify
 from app.core.decode import _signature
 from app.core.pipeline import scan
 from tests import imagegen as ig
@@ -60,3 +60,53 @@ def test_overlapping_crops_share_a_group_and_strips_stay_apart(tmp_path, library
     groups = [sorted(os.path.basename(m.row.path) for m in g.members) for g in result.groups]
     assert groups == [["centre80.jpg", "corner60.jpg", "full.jpg", "turned.jpg"]]
     assert result.groups[0].kind == "edited"
+
+
+def test_a_turned_crop_is_covered_by_its_original_not_the_reverse(base):
+    turned = ig.crop_fraction(base.rotate(3, resample=Image.BICUBIC), 0.85)
+    m = verify.best_match(sig(base), sig(turned), cosine=0.95)
+    assert m.how == "turn"
+    assert verify.covers(m, "a") and not verify.covers(m, "b")
+
+
+def test_a_full_width_strip_is_a_crop_not_the_same_frame(base):
+    strip = base.crop((0, 0, base.width, base.height // 2))
+    m = verify.best_match(sig(base), sig(strip), cosine=0.9)
+    assert m.score >= 0.93
+    assert m.how == "crop" and verify.covers(m, "a") and not verify.covers(m, "b")
+
+
+def _pair(a, b, how, outer="a", score=0.99):
+    return grouping.Pair(a, b, 0.9, verify.Match(score, how, 0, 0.8, outer))
+
+
+def test_a_shared_crop_does_not_join_two_photos_it_fits_in():
+    # 3 is a crop that lines up inside both 1 and 2 (say, sky that two burst frames share);
+    # 1 and 2 were never verified against each other, so no group may hold both.
+    pairs = [_pair(1, 3, "crop", "a"), _pair(2, 3, "crop", "a", 0.98)]
+    clusters = grouping.complete_linkage([1, 2, 3], pairs)
+    assert all(not {1, 2} <= set(c) for c in clusters)
+
+
+def test_copies_that_do_not_overlap_join_through_the_photo_that_shows_them_all():
+    # 1 = original, 2 and 3 = crops of opposite corners, 4 = a bordered copy containing 1.
+    pairs = [_pair(1, 2, "crop"), _pair(1, 3, "crop"), _pair(4, 1, "crop"), _pair(4, 2, "crop")]
+    assert sorted(map(sorted, grouping.complete_linkage([1, 2, 3, 4], pairs))) == [[1, 2, 3, 4]]
+
+
+def test_a_whole_family_of_edits_is_one_group(tmp_path, library, embedder):
+    root = tmp_path / "family"
+    a = ig.photo(78, (1200, 800))
+    ig.save(a, root / "original.jpg")
+    ig.save(ImageOps.expand(a, border=60, fill="white"), root / "border.jpg")
+    ig.save(ig.crop_fraction(a.rotate(3, resample=Image.BICUBIC), 0.86), root / "turn3.jpg")
+    ig.save(ig.crop_fraction(a, 0.6, 0.95, 0.05), root / "corner_ne.jpg")
+    ig.save(ig.crop_fraction(a, 0.6, 0.05, 0.95), root / "corner_sw.jpg")
+    ig.save(ig.crop_fraction(a, 0.7).resize(a.size), root / "zoom.jpg")
+    ig.save(ImageOps.mirror(a), root / "mirror.jpg")
+    ig.save(a.resize((640, 427)), root / "small.jpg")
+    ig.save(ig.photo(79, (1200, 800)), root / "other.jpg")
+    result = scan([str(root)], library, embedder, workers=0)
+    groups = [sorted(os.path.basename(m.row.path) for m in g.members) for g in result.groups]
+    assert groups == [["border.jpg", "corner_ne.jpg", "corner_sw.jpg", "mirror.jpg", "original.jpg",
+                       "small.jpg", "turn3.jpg", "zoom.jpg"]]

@@ -110,33 +110,78 @@ def verify_pairs(cands: dict[tuple[int, int], float], by_id: dict[int, Row], thr
 
 
 def complete_linkage(nodes: list[int], pairs: list[Pair], bridge=None, edges_out: Optional[dict] = None) -> list[list[int]]:
-    """Merge clusters only when every cross pair is verified.
+    """Merge clusters only when every cross pair is vouched for.
 
-    ``bridge(x, y, cluster)`` may verify a missing pair directly (overlapping crops placed by a
-    shared member of the cluster); what it verifies becomes an edge like any other.
+    A cross pair (x, y) is vouched for when it was verified itself, or when a member z of the
+    merged cluster covers both (verify.covers: z shows the same frame as each, or contains
+    each as a crop; covering is transitive). Two crops, a 3° turn and a bordered copy of one photo are all copies of
+    that photo even where they do not overlap each other; two photos that merely share a crop
+    or a look-alike neighbour are covered by nothing and stay apart, so A~B and B~C still never
+    put A and C together unless something in the group shows both.
+    ``bridge(x, y, cluster)`` may verify a remaining pair directly (overlapping crops placed by
+    a shared member); what it verifies becomes an edge like any other.
     """
     edge = {(p.a, p.b): p.match.score for p in pairs}
     edge.update({(p.b, p.a): p.match.score for p in pairs})
+    covered_by: dict[int, set] = defaultdict(set)
+    for p in pairs:
+        if verify.covers(p.match, "a"):
+            covered_by[p.b].add(p.a)
+        if verify.covers(p.match, "b"):
+            covered_by[p.a].add(p.b)
     cluster = {n: [n] for n in nodes}
     owner = {n: n for n in nodes}
+
+    def covering(x: int, members: set) -> dict[int, float]:
+        """Members that cover x, directly or through a chain (a bordered copy covers the
+        original, which covers its crop), each with the weakest verified score on the way."""
+        out = {x: 1.0}
+        todo = [x]
+        while todo:
+            n = todo.pop()
+            for z in covered_by[n] & members:
+                s = min(out[n], edge[(z, n)])
+                if s > out.get(z, -1.0):
+                    out[z] = s
+                    todo.append(z)
+        return out
+
+    def vouched(x: int, y: int, members: set, cache: dict) -> Optional[float]:
+        if x not in cache:
+            cache[x] = covering(x, members)
+        if y not in cache:
+            cache[y] = covering(y, members)
+        cx, cy = cache[x], cache[y]
+        common = cx.keys() & cy.keys()
+        if not common:
+            return None
+        return max(min(cx[z], cy[z]) for z in common)
+
     for p in sorted(pairs, key=lambda p: -p.match.score):
         ca, cb = owner[p.a], owner[p.b]
         if ca == cb:
             continue
+        merged = cluster[ca] + cluster[cb]
+        members = set(merged)
+        found = {}
+        cache: dict = {}
         ok = True
         for x in cluster[ca]:
             for y in cluster[cb]:
                 if (x, y) in edge:
                     continue
-                score = bridge(x, y, cluster[ca] + cluster[cb]) if bridge else None
+                score = vouched(x, y, members, cache)
+                if score is None and bridge is not None:
+                    score = bridge(x, y, merged)
                 if score is None:
                     ok = False
                     break
-                edge[(x, y)] = edge[(y, x)] = score
+                found[(x, y)] = found[(y, x)] = score
             if not ok:
                 break
         if ok:
-            cluster[ca] += cluster[cb]
+            edge.update(found)
+            cluster[ca] = merged
             for x in cluster.pop(cb):
                 owner[x] = ca
     if edges_out is not None:

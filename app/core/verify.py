@@ -101,14 +101,19 @@ def contains(outer: np.ndarray, inner: np.ndarray, min_scale: float = 0.4) -> tu
     return best, best_s, best_r
 
 
+def turn_window(shape: tuple, degrees: float) -> float:
+    """Side of the largest upright window without empty corners, as a fraction of the frame."""
+    h, w = shape
+    th = np.radians(abs(degrees))
+    return 1.0 / (np.cos(th) + np.sin(th) * max(w / h, h / w))
+
+
 def rotated(a: np.ndarray, degrees: float) -> np.ndarray:
     """Rotate about the centre and keep the largest upright window without empty corners."""
     h, w = a.shape
     m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
     r = cv2.warpAffine(a, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    th = np.radians(abs(degrees))
-    # shrink so the rotated frame's empty corners fall outside
-    k = 1.0 / (np.cos(th) + np.sin(th) * max(w / h, h / w))
+    k = turn_window(a.shape, degrees)
     cw, ch = int(w * k), int(h * k)
     x0, y0 = (w - cw) // 2, (h - ch) // 2
     return np.ascontiguousarray(r[y0:y0 + ch, x0:x0 + cw])
@@ -156,18 +161,39 @@ def best_match(a: np.ndarray, b: np.ndarray, good_enough: float = 0.985, cosine:
         v2, s2, r2 = contains(bt, a_raw)
         v, sc, outer, rect = (v1, s1, "a", r1) if v1 >= v2 else (v2, s2, "b", r2)
         if v > best.score + 1e-6:
-            best = Match(v, "crop" if sc < 0.985 else "frame", t, sc, outer, rect)
+            # "frame" only when the inner side fills the outer one: a full-width strip matches at
+            # scale 1.0 but is a crop, and covers() must not let it stand for the whole photo.
+            outer_sig = a_raw if outer == "a" else bt
+            filled = rect and rect[2] * rect[3] >= 0.95 * outer_sig.shape[0] * outer_sig.shape[1]
+            best = Match(v, "frame" if filled else "crop", t, sc, outer, rect)
     if best.score >= good_enough or cosine < TURN_MIN_COSINE:
         return best
     # A slightly straightened photo (a few degrees, then cropped): turn one side back and look
     # for it inside the other. Upright only: a mirror plus a slight turn is rare in real edits
     # and was the closest call between two different strips of one scene.
     for deg in SMALL_TURNS:
-        for outer, inner in ((a_raw, rotated(b_raw, deg)), (b_raw, rotated(a_raw, deg))):
+        for side, outer, inner, turned in (("a", a_raw, rotated(b_raw, deg), b_raw), ("b", b_raw, rotated(a_raw, deg), a_raw)):
             v, sc, _ = contains(outer, inner, min_scale=0.6)
             if v > best.score + 1e-6:
-                best = Match(v, "turn", 0, sc)
+                # scale of the whole turned frame, not of the corner-free window that was matched:
+                # above 1 the turned side shows more than the outer one (see covers())
+                best = Match(v, "turn", 0, sc / turn_window(turned.shape, deg), side)
     return best
+
+
+def covers(m: Match, side: str) -> bool:
+    """Does side ``side`` ("a" or "b") of a verified match show everything the other side shows?
+
+    Same frame (under any turn or mirror): both sides cover each other. A crop, zoom or slightly
+    turned crop: only the outer side covers the inner one. Overlaps cover nothing.
+    """
+    if m.how == "frame":
+        return True
+    if m.how == "turn":
+        # both sides of a turn match each other's corner-free window; the outer one covers the
+        # turned one only if the whole turned frame fits inside it
+        return m.outer == side and m.scale <= 1.03
+    return m.how == "crop" and m.outer == side
 
 
 # --------------------------------------------------------------------------- overlapping crops
