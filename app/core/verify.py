@@ -125,6 +125,7 @@ SMALL_TURNS = (-4.0, -3.0, -2.0, 2.0, 3.0, 4.0)
 # >= 0.63, slight turns >= 0.92. Whole-frame checks (cheap) run for every candidate.
 CROP_MIN_COSINE = 0.55
 TURN_MIN_COSINE = 0.80
+TURN_COVER_SCALE = 1.03  # a turned frame this much larger than the outer side still fits (rounding)
 
 
 def best_match(a: np.ndarray, b: np.ndarray, good_enough: float = 0.985, cosine: float = 1.0) -> Match:
@@ -171,14 +172,20 @@ def best_match(a: np.ndarray, b: np.ndarray, good_enough: float = 0.985, cosine:
     # A slightly straightened photo (a few degrees, then cropped): turn one side back and look
     # for it inside the other. Upright only: a mirror plus a slight turn is rare in real edits
     # and was the closest call between two different strips of one scene.
+    turns = []
     for deg in SMALL_TURNS:
         for side, outer, inner, turned in (("a", a_raw, rotated(b_raw, deg), b_raw), ("b", b_raw, rotated(a_raw, deg), a_raw)):
             v, sc, _ = contains(outer, inner, min_scale=0.6)
-            if v > best.score + 1e-6:
-                # scale of the whole turned frame, not of the corner-free window that was matched:
-                # above 1 the turned side shows more than the outer one (see covers())
-                best = Match(v, "turn", 0, sc / turn_window(turned.shape, deg), side)
-    return best
+            # scale of the whole turned frame, not of the corner-free window that was matched:
+            # above 1 the turned side shows more than the outer one (see covers())
+            turns.append(Match(v, "turn", 0, sc / turn_window(turned.shape, deg), side))
+    top = max(turns, key=lambda m: m.score)
+    # The crop of a turned copy lines up both ways (the original's corner-free window also sits
+    # inside the turned copy); keep the reading that says which side holds the other when it
+    # scores about as well, so the group can tell the whole photo from its turned crop.
+    holding = [m for m in turns if m.scale <= TURN_COVER_SCALE and m.score >= top.score - 0.02]
+    top = max(holding, key=lambda m: m.score) if holding else top
+    return top if top.score > best.score + 1e-6 else best
 
 
 def covers(m: Match, side: str) -> bool:
@@ -192,7 +199,7 @@ def covers(m: Match, side: str) -> bool:
     if m.how == "turn":
         # both sides of a turn match each other's corner-free window; the outer one covers the
         # turned one only if the whole turned frame fits inside it
-        return m.outer == side and m.scale <= 1.03
+        return m.outer == side and m.scale <= TURN_COVER_SCALE
     return m.how == "crop" and m.outer == side
 
 
