@@ -33,7 +33,8 @@ def main():
         subprocess.run([sys.executable, str(Path(args.shared) / "make_corpus.py"), "--pool", "dev", "--seed",
                         str(args.seed), "--out", str(corpus)], check=True)
     lib = work / "accuracy-library.db"
-    shutil.rmtree(lib, ignore_errors=True)
+    for p in work.glob("accuracy-library.db*"):  # the library and its pair cache: a cold scan
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink()
     report = work / "accuracy-report.json"
     cmd = [sys.executable, "-m", "app.cli", "scan", str(corpus / "corpus"), "--library", str(lib),
            "--json", str(report), "--quiet"] + (["--similarity", str(args.similarity)] if args.similarity is not None else []) + args.extra

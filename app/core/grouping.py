@@ -1,11 +1,11 @@
-"""Neighbour search in Milvus -> verified pairs -> duplicate groups without chaining.
+"""Candidate search -> verified pairs -> duplicate groups without chaining.
 
 1. Byte-identical files (same SHA-256) are one node: an exact group on their own.
-2. Each node's vector asks Milvus for its top-k neighbours; pairs above a loose cosine are
-   candidates (the search proposes).
+2. Each node's vector looks up its top-k neighbours (search.py in-process for a whole library,
+   Milvus for a few new photos); pairs above a loose cosine are candidates (the search proposes).
 3. Each candidate pair is verified on the stored signatures (verify.py decides).
-4. Complete linkage: two clusters merge only if every cross pair is verified, so A~B and B~C never
-   put A and C together unless A~C.
+4. Complete linkage: two clusters merge only if every cross pair is verified (or vouched for by a
+   member that covers both), so A~B and B~C never put A and C together unless A~C.
 """
 from __future__ import annotations
 
@@ -13,10 +13,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Optional
 
-from app.core import verify
-from app.core.library import Library, Row
+import numpy as np
 
-TOP_K = 32  # a photo with many copies needs them all among its neighbours
+from app.core import verify
+from app.core.library import Row
+
+# Neighbours searched per photo. A copy needs only the photo that covers it among its neighbours
+# (complete linkage accepts pairs vouched for by a covering member), not every other copy: on the
+# dev corpora 16 finds as many copies as 32 with half the pairs to verify.
+TOP_K = 16
 # A group is "near" (resized / re-encoded) when every pair lines up as the same frame this well
 # and the overall brightness did not move; anything else verified is "edited".
 NEAR_SCORE = 0.95
@@ -64,25 +69,9 @@ class Pair:
     match: verify.Match
 
 
-def candidate_pairs(nodes: list[Row], library: Library, progress=None, k: int = TOP_K,
-                    min_cosine: float = CANDIDATE_COSINE) -> dict[tuple[int, int], float]:
-    ids = [r.id for r in nodes]
-    wanted = set(ids)
-    out: dict[tuple[int, int], float] = {}
-    if progress is not None:
-        progress.start(len(ids), "search", "Searching for similar photos")
-    step = 256
-    for i in range(0, len(ids), step):
-        chunk = ids[i:i + step]
-        add_candidates(out, chunk, library.neighbours(library.vectors(chunk), k), wanted, min_cosine)
-        if progress is not None:
-            progress.advance(len(chunk))
-    return out
-
-
-def add_candidates(out: dict[tuple[int, int], float], ids: list[int], hits: list[list[tuple[int, float]]],
-                   wanted, min_cosine: float = CANDIDATE_COSINE) -> None:
-    """Fold search hits (``hits[i]`` are the neighbours of ``ids[i]``) into ``out`` as pairs."""
+def candidates_from_hits(out: dict[tuple[int, int], float], ids: list[int], hits, wanted,
+                         min_cosine: float = CANDIDATE_COSINE) -> None:
+    """Fold search hits (``hits[i]``: (id, cosine) neighbours of ``ids[i]``) into ``out`` as pairs."""
     for a, row_hits in zip(ids, hits):
         for b, score in row_hits:
             if b != a and b in wanted and score >= min_cosine:
@@ -90,23 +79,76 @@ def add_candidates(out: dict[tuple[int, int], float], ids: list[int], hits: list
                 out[key] = max(out.get(key, -1.0), score)
 
 
-def verify_pairs(cands: dict[tuple[int, int], float], by_id: dict[int, Row], threshold: float,
-                 progress=None, known: Optional[dict] = None) -> list[Pair]:
-    """Verify candidates; ``known`` maps pairs already verified (during the scan) to a Pair or None."""
-    known = known or {}
-    out = [p for key, p in known.items() if key in cands and p is not None and p.match.score >= threshold]
-    cands = {k: v for k, v in cands.items() if k not in known}
+def candidate_pairs(ids: list[int], vectors: np.ndarray, queries: Optional[list[int]] = None, progress=None,
+                    k: int = TOP_K, min_cosine: float = CANDIDATE_COSINE) -> dict[tuple[int, int], float]:
+    """Pairs (a, b), a < b, whose vectors are among each other's ``k`` nearest (in-process search).
+
+    ``vectors[i]`` belongs to ``ids[i]``; ``queries`` (ids, default all) are the photos whose
+    neighbours are looked up."""
+    from app.core import search  # torch: not needed by verification workers
+
+    pos = {i: n for n, i in enumerate(ids)}
+    q = np.array([pos[i] for i in (ids if queries is None else queries)], dtype=np.int64)
     if progress is not None:
-        progress.start(len(cands), "verify", "Checking candidate pairs")
-    for n, ((a, b), cos) in enumerate(sorted(cands.items())):
-        sa, sb = by_id[a].signature, by_id[b].signature
-        if sa is not None and sb is not None:
-            m = verify.best_match(sa, sb, cosine=cos)
-            if m.score >= threshold:
-                out.append(Pair(a, b, cos, m))
-        if progress is not None:
-            progress.advance(1)
+        progress.start(len(q), "search", "Searching for similar photos")
+    idx, scores = search.nearest(vectors, k, q, progress)
+    out: dict[tuple[int, int], float] = {}
+    id_arr = np.asarray(ids, dtype=np.int64)
+    hits = [list(zip(id_arr[row].tolist(), sc.tolist())) for row, sc in zip(idx, scores)]
+    candidates_from_hits(out, [ids[i] for i in q], hits, pos, min_cosine)
     return out
+
+
+# Above this many candidates, verification runs in worker processes (about 1-3 ms per pair).
+PARALLEL_MIN = 1500
+CHUNK = 500
+
+
+def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=None, workers: int = 0,
+                      ) -> dict[tuple[int, int], tuple[float, verify.Match]]:
+    """Verify every candidate; returns (a, b) -> (cosine, Match) for all of them, rejected ones too
+    (their low scores are remembered so a rescan does not verify them again).
+
+    ``signature(id)`` gives a photo's signature (or None). With ``workers`` > 1 and many pairs,
+    chunks of pairs go to worker processes with just the signatures they need.
+    """
+    keys = sorted(k for k in cands if signature(k[0]) is not None and signature(k[1]) is not None)
+    if progress is not None:
+        progress.start(len(keys), "verify", "Checking candidate pairs")
+    out: dict[tuple[int, int], tuple[float, verify.Match]] = {}
+    if workers > 1 and len(keys) >= PARALLEL_MIN:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        chunks = [keys[i:i + CHUNK] for i in range(0, len(keys), CHUNK)]
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+            futures = []
+            for chunk in chunks:
+                need = {i for key in chunk for i in key}
+                futures.append(ex.submit(verify.verify_chunk, [(a, b, cands[(a, b)]) for a, b in chunk],
+                                         {i: signature(i) for i in need}))
+            try:
+                for fut in futures:
+                    for a, b, cos, m in fut.result():
+                        out[(a, b)] = (cos, m)
+                    if progress is not None:
+                        progress.advance(CHUNK)
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+        return out
+    prepared: dict[int, verify.Prepared] = {}
+    for a, b, cos, m in verify.verify_chunk(((a, b, cands[(a, b)]) for a, b in keys), None, signature,
+                                            prepared, progress):
+        out[(a, b)] = (cos, m)
+    return out
+
+
+def positive_pairs(outcomes: dict[tuple[int, int], tuple[float, verify.Match]]) -> list[Pair]:
+    """Pairs verified at the loosest setting, so any similarity can regroup without a rescan."""
+    loosest = verify_threshold(0.0)
+    return [Pair(a, b, cos, m) for (a, b), (cos, m) in sorted(outcomes.items()) if m.score >= loosest]
 
 
 def complete_linkage(nodes: list[int], pairs: list[Pair], bridge=None, edges_out: Optional[dict] = None) -> list[list[int]]:
@@ -223,15 +265,7 @@ def make_bridge(pairs: list[Pair], by_id: dict[int, Row], threshold: float):
     return bridge
 
 
-def build_pairs(rows: list[Row], library: Library, progress=None, known: Optional[dict] = None) -> list[Pair]:
-    """Verified pairs at the loosest setting, so any similarity can regroup without a rescan."""
-    reps = _representatives(rows)[0]
-    by_id = {r.id: r for r in rows}
-    cands = candidate_pairs(reps, library, progress)
-    return verify_pairs(cands, by_id, verify_threshold(0.0), progress, known)
-
-
-def _representatives(rows: list[Row]):
+def representatives(rows: list[Row]):
     by_sha: dict[str, list[Row]] = defaultdict(list)
     for r in sorted(rows, key=lambda r: r.path):
         by_sha[r.sha256].append(r)
@@ -240,7 +274,7 @@ def _representatives(rows: list[Row]):
 
 
 def groups_from_pairs(rows: list[Row], pairs: list[Pair], similarity: float = 0.5) -> list[Group]:
-    reps, by_sha = _representatives(rows)
+    reps, by_sha = representatives(rows)
     by_id = {r.id: r for r in rows}
     rep_of = {r.id: by_sha[r.sha256][0].id for r in rows}
     members_of = {rep.id: by_sha[rep.sha256] for rep in reps}

@@ -18,9 +18,11 @@ from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
-from app.core import grouping, ranking
+from app import __version__
+from app.core import grouping, pair_cache, ranking, verify
 from app.core.decode import Decoded, decode_file
 from app.core.library import Library, Row, path_id
+from app.core.pair_cache import PairCache
 from app.core.progress import Cancelled, Progress
 from app.core.walk import FileEntry, WalkProblem, inside, walk
 
@@ -54,7 +56,7 @@ class ScanResult:
     model_notice: str
     folders: list[str]
     stats: ScanStats
-    rows: list[Row]  # decodable rows in scope, with signatures
+    rows: list[Row]  # decodable rows in scope; those in a pair carry their signature
     groups: list[grouping.Group]
     problems: list[Problem] = field(default_factory=list)
     pairs: list[grouping.Pair] = field(default_factory=list)  # verified at the loosest setting
@@ -72,7 +74,7 @@ def _init_worker():
 
 def default_workers() -> int:
     cpus = os.cpu_count() or 1
-    return max(1, min(6, cpus - 1))
+    return max(1, min(6, cpus))  # measured on 2 cores: 2 decoders beat 1 by 25 %, the model waits on them
 
 
 def _crashed(entry: FileEntry) -> Decoded:
@@ -133,41 +135,103 @@ def decode_all(entries: list[FileEntry], workers: int, progress: Progress) -> It
 class PartialGroups:
     """Groups among the files read so far, for a front end that shows results during a scan.
 
-    Each new batch asks Milvus for its neighbours; pairs of freshly read files are verified at
-    once and remembered, so the final grouping stage does not verify them again.
+    Each new batch is searched against the vectors read so far (in-process, no Milvus round
+    trip) and its candidates verified at once; the final stage reuses these outcomes.
     """
 
-    def __init__(self, library: Library, callback: Callable, every: float, similarity: float, rank):
-        self.library, self.callback, self.every = library, callback, every
+    def __init__(self, callback: Callable, every: float, similarity: float, rank):
+        self.callback, self.every = callback, every
         self.similarity, self.rank = similarity, rank
         self.rows: dict[int, Row] = {}
-        self.verified: dict[tuple[int, int], Optional[grouping.Pair]] = {}
+        self.ids: list[int] = []
+        self.vectors = np.zeros((0, 0), np.float32)
+        self.outcomes: dict[tuple[int, int], tuple] = {}
         self._last = time.monotonic()
 
     def add(self, rows: list[Row]) -> None:
-        good = [r for r in rows if not r.problem and r.vector is not None]
+        good = [r for r in rows if not r.problem and r.vector is not None and r.id not in self.rows]
         if not good:
             return
         for r in good:
             self.rows[r.id] = r
-        hits = self.library.neighbours(np.stack([r.vector for r in good]), grouping.TOP_K)
-        for r in good:
-            r.vector = None  # searched; only the signature is needed from here on
-        cands: dict[tuple[int, int], float] = {}
-        grouping.add_candidates(cands, [r.id for r in good], hits, self.rows)
-        cands = {k: v for k, v in cands.items() if k not in self.verified}
-        found = {(p.a, p.b): p for p in grouping.verify_pairs(cands, self.rows, grouping.verify_threshold(0.0))}
-        for key in cands:
-            self.verified[key] = found.get(key)
+        first = len(self.ids)
+        self.ids += [r.id for r in good]
+        new = np.stack([r.vector for r in good])
+        self.vectors = new if first == 0 else np.concatenate([self.vectors, new])
+        cands = grouping.candidate_pairs(self.ids, self.vectors, self.ids[first:])
+        cands = {k: v for k, v in cands.items() if k not in self.outcomes}
+        self.outcomes.update(grouping.verify_candidates(cands, lambda i: self.rows[i].signature))
         if time.monotonic() - self._last >= self.every:
             self.emit()
 
     def emit(self) -> None:
         self._last = time.monotonic()
-        pairs = [p for p in self.verified.values() if p is not None]
+        pairs = grouping.positive_pairs(self.outcomes)
         groups = grouping.groups_from_pairs(list(self.rows.values()), pairs, self.similarity)
         self.rank(groups)
         self.callback(groups)
+
+
+# Fewer photos than this to look up (a rescan that found a few new files): ask Milvus, about
+# 1 ms each; more: load the library's vectors once and search in-process (search.py).
+MILVUS_QUERIES_MAX = 200
+
+
+def find_pairs(good: list[Row], library: Library, fresh: dict[int, Row], cache: Optional[PairCache],
+               scope: str, progress: Progress, workers: int, known: Optional[dict] = None) -> list[grouping.Pair]:
+    """Verified pairs among ``good`` (the decodable rows in the scanned folders).
+
+    Only photos not yet searched in this scope (new, changed, or the folders changed) look up
+    their neighbours, and only pairs without a remembered outcome are verified: an unchanged
+    library regroups from the pair cache without touching a vector or a signature. Rows of
+    ``fresh`` (read in this scan) still hold their vectors and signatures. On return every row
+    that takes part in a pair has its signature (bridging and group kinds need them).
+    """
+    reps, _ = grouping.representatives(good)
+    rep_ids = [r.id for r in reps]
+    wanted = set(rep_ids)
+    stamps = {r.id: pair_cache.stamp(r.size, r.mtime_ns) for r in good}
+    done = cache.searched(scope, stamps) if cache else set()
+    outcomes = cache.outcomes(stamps) if cache else {}
+    from_scan = dict(known or {})
+    outcomes.update(from_scan)
+    queries = [i for i in rep_ids if i not in done]
+    by_id = {r.id: r for r in good}
+
+    def vectors_of(ids: list[int]) -> np.ndarray:
+        missing = [i for i in ids if fresh.get(i) is None or fresh[i].vector is None]
+        loaded = dict(zip(missing, library.vectors(missing))) if missing else {}
+        return np.stack([loaded[i] if i in loaded else fresh[i].vector for i in ids]) if ids else \
+            np.zeros((0, library.dim), np.float32)
+
+    cands: dict[tuple[int, int], float] = {}
+    if queries and len(rep_ids) > 1:
+        if len(queries) <= MILVUS_QUERIES_MAX and len(queries) * 4 < len(rep_ids):
+            # k * 2: the library may hold photos outside these folders, which take places
+            hits = library.neighbours(vectors_of(queries), grouping.TOP_K * 2)
+            grouping.candidates_from_hits(cands, queries, [h[:grouping.TOP_K * 2] for h in hits], wanted)
+        else:
+            progress.note("Loading vectors")
+            cands = grouping.candidate_pairs(rep_ids, vectors_of(rep_ids), queries, progress)
+    todo = {k: v for k, v in cands.items() if k not in outcomes}
+
+    def attach_signatures(ids) -> None:
+        missing = [i for i in ids if by_id[i].signature is None and not (i in fresh and fresh[i].signature is not None)]
+        for r in library.get(missing, with_signature=True):
+            by_id[r.id].signature = r.signature
+        for i in ids:
+            if by_id[i].signature is None and i in fresh:
+                by_id[i].signature = fresh[i].signature
+
+    attach_signatures({i for key in todo for i in key})
+    new = grouping.verify_candidates(todo, lambda i: by_id[i].signature, progress, workers)
+    outcomes.update(new)
+    if cache is not None:
+        cache.add({**from_scan, **new}, stamps)
+        cache.mark_searched(scope, {i: stamps[i] for i in rep_ids})
+    pairs = grouping.positive_pairs({k: v for k, v in outcomes.items() if k[0] in wanted and k[1] in wanted})
+    attach_signatures({i for p in pairs for i in (p.a, p.b)})
+    return pairs
 
 
 def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[Progress] = None,
@@ -181,7 +245,8 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
     def rank(groups):
         ranking.rank_groups(groups, keeper_rule, reference_folders=reference_folders, preferred_folder=preferred_folder)
 
-    partial = PartialGroups(library, on_partial, partial_every, similarity, rank) if on_partial else None
+    partial = PartialGroups(on_partial, partial_every, similarity, rank) if on_partial else None
+    fresh: dict[int, Row] = {}  # read in this scan: vectors and signatures still in memory
     t0 = time.monotonic()
     folders = [os.path.abspath(os.path.expanduser(f)) for f in folders]
     stats = ScanStats()
@@ -224,6 +289,9 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
                                d.width, d.height, d.format, embedder.name, d.problem, d.thumb, vec))
             library.upsert(out)
             stats.embedded += len(good)
+            for r in out:
+                if not r.problem:
+                    fresh[r.id] = r
             if partial is not None:
                 partial.add(out)
             last = batch[-1].entry.path
@@ -245,17 +313,30 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
             except Cancelled:
                 pass
     # 6. group what is in the library for these folders (also after a cancel: partial results)
-    in_scope = [r for r in library.rows(with_signature=True) if inside(r.path, folders)]
+    in_scope = [r for r in library.rows() if inside(r.path, folders)]
     problems += [Problem(r.path, r.problem) for r in in_scope if r.problem]
     good = [r for r in in_scope if not r.problem]
     groups: list[grouping.Group] = []
     pairs: list[grouping.Pair] = []
     if not stats.cancelled:
+        cache = PairCache.open(library.location, library.collection,
+                               {"top_k": grouping.TOP_K, "candidate_cosine": grouping.CANDIDATE_COSINE,
+                                "verify": verify.VERSION, "doppel": __version__})
         try:
-            pairs = grouping.build_pairs(good, library, progress, known=partial.verified if partial else None)
+            pairs = find_pairs(good, library, fresh, cache, pair_cache.scope_key(folders), progress,
+                               default_workers() if workers is None else max(workers, 1),
+                               partial.outcomes if partial else None)
             groups = grouping.groups_from_pairs(good, pairs, similarity)
         except Cancelled:
             stats.cancelled = True
+        finally:
+            if cache is not None:
+                cache.close()
+    elif partial is not None:
+        # a cancelled scan still shows the groups among what it read
+        pairs = grouping.positive_pairs(partial.outcomes)
+        good = [partial.rows.get(r.id, r) for r in good]
+        groups = grouping.groups_from_pairs(good, pairs, similarity)
     rank(groups)
     stats.problems = len(problems)
     stats.seconds = round(time.monotonic() - t0, 3)

@@ -1,0 +1,99 @@
+"""Verification outcomes remembered between scans, so a rescan searches and verifies only what changed.
+
+A SQLite file beside the library (or in the data folder for a Milvus server). Every outcome is
+stored with both photos' stamps (size, mtime_ns): an outcome of a file that changed since no
+longer matches and is recomputed. ``searched`` records, per set of scanned folders, which photos
+already had their neighbours searched, so an unchanged library regroups from here alone.
+It only ever saves work: deleting the file costs one slower scan.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+from typing import Iterable, Optional
+
+from app import paths
+from app.core import verify
+
+log = logging.getLogger(__name__)
+
+# Bump when verification or candidate search changes what an outcome means.
+FORMAT = 2
+
+
+def stamp(size: int, mtime_ns: int) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{size}:{mtime_ns}".encode(), digest_size=7).digest(), "big")
+
+
+def scope_key(folders: Iterable[str]) -> str:
+    return hashlib.sha1("\n".join(sorted(folders)).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def location_for(library_location: str, collection: str) -> str:
+    if "://" in library_location:
+        digest = hashlib.sha1(library_location.encode()).hexdigest()[:16]
+        return str(paths.data_dir() / "pair-cache" / f"{digest}-{collection}.sqlite")
+    return f"{os.path.abspath(library_location)}.{collection}.pairs.sqlite"
+
+
+class PairCache:
+    def __init__(self, path: str, settings: dict):
+        self.path = path
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        self.db = sqlite3.connect(path)
+        self.db.executescript(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
+            "CREATE TABLE IF NOT EXISTS pairs (a INTEGER, b INTEGER, sa INTEGER, sb INTEGER, cosine REAL,"
+            " score REAL, how TEXT, transform INTEGER, scale REAL, outer_side TEXT, rect TEXT,"
+            " PRIMARY KEY (a, b));"
+            "CREATE TABLE IF NOT EXISTS searched (scope TEXT, id INTEGER, stamp INTEGER, PRIMARY KEY (scope, id));")
+        wanted = json.dumps({"format": FORMAT, **settings}, sort_keys=True)
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
+        if row is None or row[0] != wanted:
+            self.db.executescript("DELETE FROM pairs; DELETE FROM searched;")
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('settings', ?)", (wanted,))
+            self.db.commit()
+
+    @classmethod
+    def open(cls, library_location: str, collection: str, settings: dict) -> Optional["PairCache"]:
+        """The cache for a library, or None when it cannot be used (a scan then simply does all the work)."""
+        path = location_for(library_location, collection)
+        try:
+            return cls(path, settings)
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("pair cache %s unusable (%s); scanning without it", path, exc)
+            try:
+                os.unlink(path)
+                return cls(path, settings)
+            except (sqlite3.Error, OSError):
+                return None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def outcomes(self, stamps: dict[int, int]) -> dict[tuple[int, int], tuple[float, verify.Match]]:
+        """(a, b) -> (cosine, match) for every stored pair whose two photos are in ``stamps`` unchanged."""
+        out = {}
+        for a, b, sa, sb, cos, score, how, t, scale, outer, rect in self.db.execute("SELECT * FROM pairs"):
+            if stamps.get(a) == sa and stamps.get(b) == sb:
+                out[(a, b)] = (cos, verify.Match(score, how, t, scale, outer, tuple(json.loads(rect))))
+        return out
+
+    def add(self, outcomes: dict[tuple[int, int], tuple[float, verify.Match]], stamps: dict[int, int]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(a, b, stamps[a], stamps[b], float(cos), float(m.score), m.how, int(m.transform), float(m.scale), m.outer,
+              json.dumps([float(v) for v in m.rect])) for (a, b), (cos, m) in outcomes.items()])
+        self.db.commit()
+
+    def searched(self, scope: str, stamps: dict[int, int]) -> set[int]:
+        return {i for i, s in self.db.execute("SELECT id, stamp FROM searched WHERE scope = ?", (scope,))
+                if stamps.get(i) == s}
+
+    def mark_searched(self, scope: str, stamps: dict[int, int]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO searched VALUES (?, ?, ?)",
+                            [(scope, i, s) for i, s in stamps.items()])
+        self.db.commit()

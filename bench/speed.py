@@ -1,0 +1,152 @@
+"""Speed benchmark: Doppel's command line and the peers on the same timing corpus, in one run.
+
+    .venv/bin/python bench/speed.py [--work bench/work] [--peers fid90 dg_scaled idd_PHash ih_phash10_draft]
+                                    [--no-peers] [--weights FILE]
+
+Builds (once) the timing corpus of ../shared/bench (`make_corpus.py --pool dev --seed 3 --scale 5000`),
+then measures, one after the other on this machine:
+- Doppel's first scan into a fresh library (walk, decode, hash, embed, store, search, verify,
+  group, report): wall time, images/s, peak memory of the whole process tree;
+- a rescan of the unchanged library (nothing decoded);
+- each peer through ../shared/bench/run_benchmark.sh (its `setup.sh` must have run; FEAS_VENV
+  names the venv with Pillow/numpy/imagehash it needs, default bench/work/feas-venv);
+and prints one table with Doppel's speed ratio to each peer. ``--weights`` times ResNet-50 from a
+weights file (any ResNet-50 state dict: for speed the values of the weights do not matter).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+PEER_NAMES = {"fid90": "findimagedupes (90 %)", "dg_scaled": "dupeGuru picture mode", "idd_PHash": "imagededup PHash",
+              "ih_phash10_draft": "imagehash pHash, draft decode"}
+
+
+def tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo += children.get(p, [])
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def timed(cmd: list[str], env=None) -> tuple[float, int, int]:
+    """(wall seconds, peak tree RSS in kB, exit code), memory sampled every 0.1 s."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
+    peak = [0]
+
+    def sample():
+        while proc.poll() is None:
+            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+            time.sleep(0.1)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    rc = proc.wait()
+    wall = time.monotonic() - t0
+    th.join()
+    return wall, peak[0], rc
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shared", default=str(REPO.parent / "shared" / "bench"))
+    ap.add_argument("--work", default=str(HERE / "work"))
+    ap.add_argument("--scale", type=int, default=5000)
+    ap.add_argument("--peers", nargs="*", default=list(PEER_NAMES))
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--weights", help="time ResNet-50 from this weights file instead of the default model")
+    args = ap.parse_args()
+    shared, work = Path(args.shared), Path(args.work)
+    corpus = work / f"scale_dev_{args.scale}"
+    if not (corpus / "corpus").is_dir():
+        subprocess.run([sys.executable, str(shared / "make_corpus.py"), "--pool", "dev", "--seed", "3", "--scale",
+                        str(args.scale), "--out", str(corpus)], check=True)
+    images = corpus / "corpus"
+    files = sum(len(f) for _, _, f in os.walk(images))
+    print(f"corpus {images}: {files} files, "
+          f"{sum(p.stat().st_size for p in images.rglob('*') if p.is_file()) / 1e9:.2f} GB")
+    print("warming the page cache (every tool then reads from memory, as run_benchmark.sh does)")
+    subprocess.run(f"find '{images}' -type f -exec cat {{}} + > /dev/null", shell=True, check=True)
+
+    env = dict(os.environ, DOPPEL_OFFLINE="1")
+    if args.weights:
+        env["DOPPEL_WEIGHTS"] = args.weights
+    lib = work / "speed-library.db"
+    for p in work.glob("speed-library.db*"):
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink()
+    report = work / "speed-report.json"
+    cmd = [sys.executable, "-m", "app.cli", "scan", str(images), "--library", str(lib), "--json", str(report), "--quiet"]
+    first, first_mem, rc = timed(cmd, env)
+    if rc:
+        sys.exit(f"doppel-cli scan failed ({rc})")
+    data = json.loads(report.read_text())
+    rescan, rescan_mem, rc = timed(cmd, env)
+    again = json.loads(report.read_text())
+    same = sorted(map(sorted, ([f["path"] for f in g["files"]] for g in data["groups"]))) == \
+        sorted(map(sorted, ([f["path"] for f in g["files"]] for g in again["groups"])))
+    rows = [("Doppel first scan", first, first_mem), ("Doppel rescan (unchanged)", rescan, rescan_mem)]
+
+    peers = []
+    if not args.no_peers and args.peers:
+        out = work / "speed-peers"
+        feas = os.environ.get("FEAS_VENV") or str(work / "feas-venv")
+        penv = dict(os.environ, FEAS_VENV=feas, BENCH_WORK=os.environ.get("BENCH_WORK", str(work / "peers")))
+        subprocess.run(["bash", str(shared / "run_benchmark.sh"), str(corpus), str(out)] + args.peers, env=penv, check=False)
+        for name in args.peers:
+            t = out / f"{name}.time"
+            if t.exists() and (out / f"{name}.json").exists():
+                wall, rss = t.read_text().split()[:2]
+                peers.append((PEER_NAMES.get(name, name), float(wall), int(rss)))
+            else:
+                print(f"peer {name} did not produce results (see {out}/{name}.log)")
+
+    import torch  # for the machine line only
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    print(f"\nmachine: {cpu}, {os.cpu_count()} cores, GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
+    print(f"model: {data['model']}; {files} files; groups {len(data['groups'])}; "
+          f"rescan gives the same groups: {same}; rescan read {again['stats']['embedded']} files")
+    print(f"\n| run | wall s | images/s | peak memory MB | Doppel first scan is faster by |")
+    print("|---|---|---|---|---|")
+    for name, wall, kb in rows:
+        print(f"| {name} | {wall:.1f} | {files / wall:.1f} | {kb / 1024:.0f} | |")
+    for name, wall, kb in peers:
+        print(f"| {name} | {wall:.1f} | {files / wall:.1f} | {kb / 1024:.0f} | {wall / first:.2f}x |")
+    print("\n(peak memory: Doppel's whole process tree sampled every 0.1 s; peers: GNU time's maxRSS of the main process)")
+
+
+if __name__ == "__main__":
+    main()

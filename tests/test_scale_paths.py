@@ -1,0 +1,138 @@
+"""The paths that make scans fast: in-process search, the pair cache, Milvus for a few new photos,
+reduced precision and the lazily loaded model. Each is checked against the slow, plain way."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.core import pair_cache, pipeline, search
+from app.core.library import Library, Row, path_id
+from app.core.pipeline import scan
+from tests import imagegen as ig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def unit(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def planted(n=600, dim=64, seed=0):
+    """Positive vectors in loose clusters (as CNN features are), every 10th row a near copy of the one before."""
+    rng = np.random.default_rng(seed)
+    centres = np.abs(rng.standard_normal((20, dim)))
+    x = centres[rng.integers(0, 20, n)] + np.abs(rng.standard_normal((n, dim)))
+    for i in range(1, n, 10):
+        x[i] = x[i - 1] + 0.05 * rng.standard_normal(dim)
+    return unit(x)
+
+
+def test_exact_search_matches_brute_force():
+    x = planted()
+    idx, sc = search.nearest(x, 5)
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    want = np.argsort(-sims, axis=1)[:, :5]
+    assert (idx != np.arange(len(x))[:, None]).all()  # never its own neighbour
+    np.testing.assert_allclose(sc, np.take_along_axis(sims, want, 1), atol=1e-5)
+
+
+def test_approximate_search_finds_every_planted_copy(monkeypatch):
+    monkeypatch.setattr(search, "EXACT_MAX", 100)  # force the PCA + HNSW path on a small set
+    monkeypatch.setattr(search, "PCA_DIM", 16)
+    x = planted()
+    idx, sc = search.nearest(x, 4)
+    for i in range(1, len(x), 10):
+        assert i - 1 in idx[i], f"row {i} lost its copy"
+    assert (sc[:, :-1] >= sc[:, 1:] - 1e-6).all()  # best first, exact scores
+
+
+def test_milvus_and_in_process_search_agree(library):
+    x = planted(200, library.dim if library.dim <= 2048 else 64)
+    rows = [Row(path_id(f"/p/{i}.jpg"), f"/p/{i}.jpg", 1, 1, f"{i:064d}", 10, 10, "JPEG", library.model, "", None, v)
+            for i, v in enumerate(x)]
+    library.upsert(rows)
+    ids = [r.id for r in rows]
+    hits = library.neighbours(x[:20], 6)
+    idx, sc = search.nearest(x, 5, np.arange(20))
+    for q in range(20):
+        milvus = [h for h, _ in hits[q] if h != ids[q]][:5]
+        assert milvus == [ids[j] for j in idx[q]]
+
+
+def make_folder(root: Path):
+    a, b = ig.photo(11, (800, 600)), ig.photo(12, (800, 600))
+    ig.save(a, root / "a.jpg")
+    ig.save(ig.resized(a, 0.6), root / "a_small.jpg")
+    ig.save(ig.brightened(a, 1.2), root / "a_bright.jpg")
+    ig.save(b, root / "b.jpg")
+    ig.save(ig.photo(13), root / "c.jpg")
+    return a
+
+
+def groups_of(result):
+    return sorted(sorted(os.path.basename(m.row.path) for m in g.members) for g in result.groups)
+
+
+def test_rescan_regroups_from_the_pair_cache_and_new_files_join(tmp_path, library, embedder, monkeypatch):
+    root = tmp_path / "photos"
+    a = make_folder(root)
+    first = scan([str(root)], library, embedder, workers=0)
+    assert groups_of(first) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
+    assert Path(pair_cache.location_for(library.location, library.collection)).is_file()
+
+    # unchanged: nothing read, nothing searched or verified, same groups
+    calls = []
+    monkeypatch.setattr(pipeline.grouping, "verify_candidates",
+                        lambda *a, **k: calls.append(a) or {})
+    again = scan([str(root)], library, embedder, workers=0)
+    assert again.stats.embedded == 0 and groups_of(again) == groups_of(first)
+    assert all(len(c[0]) == 0 for c in calls)
+    monkeypatch.undo()
+
+    # one new copy: it alone is looked up (through Milvus) and joins the group
+    ig.save(ig.grayscale(a), root / "a_gray.jpg")
+    searched = []
+    real = library.neighbours
+    monkeypatch.setattr(library, "neighbours", lambda v, k: searched.append(len(v)) or real(v, k))
+    third = scan([str(root)], library, embedder, workers=0)
+    assert third.stats.embedded == 1 and searched == [1]
+    assert groups_of(third) == [["a.jpg", "a_bright.jpg", "a_gray.jpg", "a_small.jpg"]]
+
+
+def test_a_changed_file_is_verified_again(tmp_path, library, embedder):
+    root = tmp_path / "photos"
+    make_folder(root)
+    scan([str(root)], library, embedder, workers=0)
+    # a_small.jpg is overwritten by a different photo: its remembered outcome must not keep it grouped
+    ig.save(ig.photo(14, (480, 360)), root / "a_small.jpg")
+    os.utime(root / "a_small.jpg", ns=(1, 1))
+    result = scan([str(root)], library, embedder, workers=0)
+    assert groups_of(result) == [["a.jpg", "a_bright.jpg"]]
+
+
+def test_reduced_precision_vectors_agree_with_fp32(embedder, monkeypatch):
+    from app.core import networks
+
+    if networks.choose_precision(embedder.device) == "fp32":
+        pytest.skip("this CPU has no native bf16: the app runs fp32 here")
+    photos = [ig.photo(s, (320, 240)) for s in range(20, 28)]
+    batch = np.stack([np.asarray(p.resize((224, 224))) for p in photos])
+    fast = embedder.embed(batch)
+    impl = embedder.load()
+    monkeypatch.setattr(impl, "precision", "fp32")
+    exact = embedder.embed(batch)
+    assert (np.sum(fast * exact, axis=1) > 0.99).all()
+    # the cosines between photos, which candidate thresholds are applied to, move by less than 0.02
+    assert np.abs(fast @ fast.T - exact @ exact.T).max() < 0.02
+
+
+def test_choosing_the_model_does_not_import_torch():
+    code = ("import sys; from app.core.model import load_embedder; e = load_embedder(allow_download=False); "
+            "print(e.name, e.dim, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         env=dict(os.environ, DOPPEL_OFFLINE="1"), check=True).stdout.split()
+    assert out == ["efficientnet-lite0-imagenet", "1280", "False"]
