@@ -166,6 +166,10 @@ def complete_linkage(nodes: list[int], pairs: list[Pair], bridge=None, edges_out
     edge = {(p.a, p.b): p.match.score for p in pairs}
     edge.update({(p.b, p.a): p.match.score for p in pairs})
     covered_by: dict[int, set] = defaultdict(set)
+    nbrs: dict[int, set] = defaultdict(set)
+    for p in pairs:
+        nbrs[p.a].add(p.b)
+        nbrs[p.b].add(p.a)
     for p in pairs:
         if verify.covers(p.match, "a"):
             covered_by[p.b].add(p.a)
@@ -188,7 +192,23 @@ def complete_linkage(nodes: list[int], pairs: list[Pair], bridge=None, edges_out
                     todo.append(z)
         return out
 
+    above: dict[int, set] = {}
+
+    def reach(x: int) -> set:
+        """Everything that covers x through any chain, ignoring clusters: a cheap first test."""
+        if x not in above:
+            seen, todo = {x}, [x]
+            while todo:
+                for z in covered_by[todo.pop()]:
+                    if z not in seen:
+                        seen.add(z)
+                        todo.append(z)
+            above[x] = seen
+        return above[x]
+
     def vouched(x: int, y: int, members: set, cache: dict) -> Optional[float]:
+        if not (reach(x) & reach(y) & members):  # most failed merges end here
+            return None
         if x not in cache:
             cache[x] = covering(x, members)
         if y not in cache:
@@ -199,12 +219,23 @@ def complete_linkage(nodes: list[int], pairs: list[Pair], bridge=None, edges_out
             return None
         return max(min(cx[z], cy[z]) for z in common)
 
+    failed: set = set()  # merges that failed, by both clusters as they were (clusters only grow)
     for p in sorted(pairs, key=lambda p: -p.match.score):
         ca, cb = owner[p.a], owner[p.b]
         if ca == cb:
             continue
+        attempt = frozenset(((ca, len(cluster[ca])), (cb, len(cluster[cb]))))
+        if attempt in failed:
+            continue
         merged = cluster[ca] + cluster[cb]
         members = set(merged)
+        # cheap test first: a cross pair that nothing in the merged cluster could cover and that
+        # shares no verified neighbour there (what bridge() needs) dooms the merge
+        if any((x, y) not in edge and not (reach(x) & reach(y) & members)
+               and (bridge is None or not (nbrs[x] & nbrs[y] & members))
+               for x in cluster[ca] for y in cluster[cb]):
+            failed.add(attempt)
+            continue
         found = {}
         cache: dict = {}
         ok = True
@@ -226,6 +257,8 @@ def complete_linkage(nodes: list[int], pairs: list[Pair], bridge=None, edges_out
             cluster[ca] = merged
             for x in cluster.pop(cb):
                 owner[x] = ca
+        else:
+            failed.add(attempt)
     if edges_out is not None:
         edges_out.update(edge)
     return [c for c in cluster.values() if len(c) > 1]

@@ -74,13 +74,18 @@ class PairCache:
     def close(self) -> None:
         self.db.close()
 
-    def outcomes(self, stamps: dict[int, int]) -> dict[tuple[int, int], tuple[float, verify.Match]]:
-        """(a, b) -> (cosine, match) for every stored pair whose two photos are in ``stamps`` unchanged."""
-        out = {}
-        for a, b, sa, sb, cos, score, how, t, scale, outer, rect in self.db.execute("SELECT * FROM pairs"):
+    def outcomes(self, stamps: dict[int, int], min_score: float) -> tuple[dict, set]:
+        """For stored pairs whose two photos are in ``stamps`` unchanged: (a, b) -> (cosine, match)
+        of those scoring at least ``min_score``, and the set of all of them (verified either way)."""
+        known, good = set(), {}
+        for a, b, sa, sb, cos, score, how, t, scale, outer, rect in self.db.execute(
+                "SELECT a, b, sa, sb, cosine, score, how, transform, scale, outer_side, "
+                "CASE WHEN score >= ? THEN rect ELSE NULL END FROM pairs", (min_score,)):
             if stamps.get(a) == sa and stamps.get(b) == sb:
-                out[(a, b)] = (cos, verify.Match(score, how, t, scale, outer, tuple(json.loads(rect))))
-        return out
+                known.add((a, b))
+                if score >= min_score:
+                    good[(a, b)] = (cos, verify.Match(score, how, t, scale, outer, tuple(json.loads(rect))))
+        return good, known
 
     def add(self, outcomes: dict[tuple[int, int], tuple[float, verify.Match]], stamps: dict[int, int]) -> None:
         self.db.executemany(

@@ -157,8 +157,13 @@ class PartialGroups:
         first = len(self.ids)
         self.ids += [r.id for r in good]
         new = np.stack([r.vector for r in good])
-        self.vectors = new if first == 0 else np.concatenate([self.vectors, new])
-        cands = grouping.candidate_pairs(self.ids, self.vectors, self.ids[first:])
+        if len(self.ids) > len(self.vectors):  # grow by doubling: no copy of everything per batch
+            grown = np.zeros((max(2 * len(self.vectors), len(self.ids), 256), new.shape[1]), np.float32)
+            if first:
+                grown[:first] = self.vectors[:first]
+            self.vectors = grown
+        self.vectors[first:len(self.ids)] = new
+        cands = grouping.candidate_pairs(self.ids, self.vectors[:len(self.ids)], self.ids[first:])
         cands = {k: v for k, v in cands.items() if k not in self.outcomes}
         self.outcomes.update(grouping.verify_candidates(cands, lambda i: self.rows[i].signature))
         if time.monotonic() - self._last >= self.every:
@@ -192,9 +197,11 @@ def find_pairs(good: list[Row], library: Library, fresh: dict[int, Row], cache: 
     wanted = set(rep_ids)
     stamps = {r.id: pair_cache.stamp(r.size, r.mtime_ns) for r in good}
     done = cache.searched(scope, stamps) if cache else set()
-    outcomes = cache.outcomes(stamps) if cache else {}
+    # remembered positives in full; of the rest only that they were verified
+    outcomes, verified = cache.outcomes(stamps, grouping.verify_threshold(0.0)) if cache else ({}, set())
     from_scan = dict(known or {})
     outcomes.update(from_scan)
+    verified |= from_scan.keys()
     queries = [i for i in rep_ids if i not in done]
     by_id = {r.id: r for r in good}
 
@@ -213,7 +220,7 @@ def find_pairs(good: list[Row], library: Library, fresh: dict[int, Row], cache: 
         else:
             progress.note("Loading vectors")
             cands = grouping.candidate_pairs(rep_ids, vectors_of(rep_ids), queries, progress)
-    todo = {k: v for k, v in cands.items() if k not in outcomes}
+    todo = {k: v for k, v in cands.items() if k not in verified}
 
     def attach_signatures(ids) -> None:
         missing = [i for i in ids if by_id[i].signature is None and not (i in fresh and fresh[i].signature is not None)]
@@ -247,6 +254,9 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
 
     partial = PartialGroups(on_partial, partial_every, similarity, rank) if on_partial else None
     fresh: dict[int, Row] = {}  # read in this scan: vectors and signatures still in memory
+    written: dict[int, Row] = {}  # every row stored in this scan, problems included
+    stored_rows: Optional[list[Row]] = None
+    present: set[str] = set()
     t0 = time.monotonic()
     folders = [os.path.abspath(os.path.expanduser(f)) for f in folders]
     stats = ScanStats()
@@ -266,7 +276,8 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
 
         # 2. diff against the library
         progress.start(0, "diff", "Comparing with the library")
-        stored = library.identities()
+        stored_rows = library.rows()  # read once: the grouping stage reuses it
+        stored = {r.path: (r.id, r.size, r.mtime_ns) for r in stored_rows}
         present = {e.path for e in entries}
         vanished = [i for p, (i, _, _) in stored.items() if inside(p, folders) and p not in present]
         library.delete(vanished)
@@ -290,6 +301,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
             library.upsert(out)
             stats.embedded += len(good)
             for r in out:
+                written[r.id] = r
                 if not r.problem:
                     fresh[r.id] = r
             if partial is not None:
@@ -313,7 +325,12 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
             except Cancelled:
                 pass
     # 6. group what is in the library for these folders (also after a cancel: partial results)
-    in_scope = [r for r in library.rows() if inside(r.path, folders)]
+    if stored_rows is None:  # cancelled before the diff
+        in_scope = [r for r in library.rows() if inside(r.path, folders)]
+    else:
+        scope_rows = {r.id: r for r in stored_rows if r.path in present}
+        scope_rows.update(written)
+        in_scope = list(scope_rows.values())
     problems += [Problem(r.path, r.problem) for r in in_scope if r.problem]
     good = [r for r in in_scope if not r.problem]
     groups: list[grouping.Group] = []

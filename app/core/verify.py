@@ -21,7 +21,7 @@ cv2.setNumThreads(1)
 
 # Outcomes remembered between scans (pair_cache.py) are dropped when this changes: bump it
 # whenever a change here can turn a verdict.
-VERSION = 2
+VERSION = 3
 FRAME_SIDE = 32
 MIN_TEMPLATE = 20  # px of the 96 px signature: smaller crops carry too little evidence
 MIN_STD = 4.0  # a near-flat template (fog, a white wall) matches anything
@@ -201,7 +201,6 @@ def rotated(a: np.ndarray, degrees: float) -> np.ndarray:
     return np.ascontiguousarray(r[y0:y0 + ch, x0:x0 + cw])
 
 
-SMALL_TURNS = (-4.0, -3.0, -2.0, 2.0, 3.0, 4.0)
 # The costly searches run only for pairs whose vectors already agree this much (cosine of the
 # GeM descriptors). Measured on the dev corpus with EfficientNet-Lite0: crops/zooms/borders
 # >= 0.63, slight turns >= 0.92 (so 0.88 leaves a margin and spares most overlapping views the
@@ -259,19 +258,25 @@ def best_match(a, b, good_enough: float = 0.985, cosine: float = 1.0) -> Match:
     # A slightly straightened photo (a few degrees, then cropped): turn one side back and look
     # for it inside the other. Upright only: a mirror plus a slight turn is rare in real edits
     # and was the closest call between two different strips of one scene.
-    # Coarse sweeps for every angle and side first; only the two per side that line up best get the
-    # full-size search (most candidates here are overlapping views that line up nowhere).
-    tries = []
-    for deg in SMALL_TURNS:
-        for side, outer, turned in (("a", a_raw, b_raw), ("b", b_raw, a_raw)):
+    # Coarse sweeps first, and not at every angle: +-3° for each side, then the two neighbouring
+    # angles of the better sign; only the best angle per side gets the full-size search (most
+    # candidates that reach this point are overlapping views that line up at no angle).
+    turns = []
+    for side, outer, turned in (("a", a_raw, b_raw), ("b", b_raw, a_raw)):
+        tries = {}
+
+        def coarse_at(deg):
             inner = rotated(turned, deg)
             co = coarse_scales(outer, inner, 0.6)
-            tries.append((co[0][0], side, outer, inner, turned, deg, co))
-    tries.sort(key=lambda t: -t[0])
-    # the two best with each side outside: covers() needs both readings, each at its best angle
-    picked = [t for t in tries if t[1] == "a"][:2] + [t for t in tries if t[1] == "b"][:2]
-    turns = []
-    for _, side, outer, inner, turned, deg, co in picked:
+            tries[deg] = (co[0][0], inner, co)
+
+        for deg in (-3.0, 3.0):
+            coarse_at(deg)
+        sign = 1.0 if tries[3.0][0] >= tries[-3.0][0] else -1.0
+        for deg in (2.0 * sign, 4.0 * sign):
+            coarse_at(deg)
+        deg = max(tries, key=lambda d: tries[d][0])
+        _, inner, co = tries[deg]
         v, sc, _ = contains(outer, inner, min_scale=0.6, coarse=co)
         # scale of the whole turned frame, not of the corner-free window that was matched:
         # above 1 the turned side shows more than the outer one (see covers())

@@ -1,0 +1,99 @@
+"""Grouping a large library from synthetic vectors and signatures: time and peak memory.
+
+    .venv/bin/python bench/grouping_scale.py [--photos 100000] [--dim 2048]
+
+Makes ``--photos`` unit vectors shaped like CNN features (positive, in loose clusters of similar
+scenes) and 96 x 72 grayscale signatures, with planted copies (every 10th photo has a resized,
+brightened copy: vector nudged, signature resampled and brightened). Then runs the grouping stage
+exactly as a first scan does after embedding: in-process candidate search, verification in
+worker processes, complete linkage. Prints wall time per stage, peak memory of the process tree
+(this process + verification workers, /proc sampled every 0.1 s) and how many planted copies
+were grouped and how many groups hold anything else.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.core import grouping  # noqa: E402
+from app.core.library import Row  # noqa: E402
+from bench.speed import tree_rss_kb  # noqa: E402
+
+
+def signatures(n: int, rng) -> np.ndarray:
+    """Smooth random scenes with some texture, uint8 (n, 72, 96)."""
+    import cv2
+
+    out = np.empty((n, 72, 96), np.uint8)
+    for i in range(n):
+        base = cv2.resize(rng.random((6, 8), dtype=np.float32), (96, 72), interpolation=cv2.INTER_CUBIC)
+        detail = cv2.resize(rng.random((18, 24), dtype=np.float32), (96, 72), interpolation=cv2.INTER_LINEAR)
+        out[i] = np.clip((0.7 * base + 0.3 * detail) * 255, 0, 255)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--photos", type=int, default=100_000)
+    ap.add_argument("--dim", type=int, default=2048)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = ap.parse_args()
+    import cv2
+
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss_kb(os.getpid()))
+            time.sleep(0.1)
+
+    threading.Thread(target=sample, daemon=True).start()
+    rng = np.random.default_rng(0)
+    n = args.photos
+    t = time.monotonic()
+    centres = np.abs(rng.standard_normal((n // 50, args.dim), dtype=np.float32))
+    vec = np.empty((n, args.dim), np.float32)
+    for s in range(0, n, 10_000):
+        m = min(10_000, n - s)
+        vec[s:s + m] = centres[rng.integers(0, len(centres), m)] + 0.9 * np.abs(rng.standard_normal((m, args.dim), dtype=np.float32))
+    sig = signatures(n, rng)
+    copies = list(range(1, n, 10))
+    for i in copies:  # a resized, brightened copy of the photo before it
+        vec[i] = vec[i - 1] + 0.15 * rng.standard_normal(args.dim, dtype=np.float32)
+        small = cv2.resize(sig[i - 1], (64, 48), interpolation=cv2.INTER_AREA)
+        sig[i] = np.clip(cv2.resize(small, (96, 72), interpolation=cv2.INTER_LINEAR) * 1.15 + 8, 0, 255)
+    vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+    rows = [Row(i, f"/synthetic/{i:06d}.jpg", 1000 + i, i, f"{i:064x}", 96, 72, "JPEG", "synthetic", "", sig[i])
+            for i in range(n)]
+    print(f"made {n} photos ({args.dim}-d vectors, {len(copies)} planted copies) in {time.monotonic() - t:.1f} s")
+
+    t0 = time.monotonic()
+    ids = [r.id for r in rows]
+    cands = grouping.candidate_pairs(ids, vec)
+    t1 = time.monotonic()
+    outcomes = grouping.verify_candidates(cands, lambda i: sig[i], workers=args.workers)
+    t2 = time.monotonic()
+    pairs = grouping.positive_pairs(outcomes)
+    groups = grouping.groups_from_pairs(rows, pairs)
+    t3 = time.monotonic()
+    done.set()
+    found = {tuple(sorted(m.row.id for m in g.members)) for g in groups}
+    planted = sum((i - 1, i) in found for i in copies)
+    other = sum(1 for g in found if not (len(g) == 2 and g[1] == g[0] + 1 and g[1] % 10 == 1))
+    print(f"search {t1 - t0:.1f} s ({len(cands)} candidate pairs), verify {t2 - t1:.1f} s, "
+          f"link {t3 - t2:.1f} s: grouping {t3 - t0:.1f} s in all")
+    print(f"peak memory (process tree, includes the {n} photos' vectors and signatures) {peak[0] / 1024:.0f} MB")
+    print(f"planted copies grouped {planted}/{len(copies)}; groups holding anything else: {other}")
+
+
+if __name__ == "__main__":
+    main()
