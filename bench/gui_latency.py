@@ -52,6 +52,15 @@ def main():
         QTimer.singleShot(2000, app.quit)  # keep measuring while the results are shown
 
     win.scan_finished.connect(finished)
+    partial_at: list[float] = []
+    orig_partial = win._on_partial
+
+    def on_partial(groups):
+        t = time.perf_counter()
+        orig_partial(groups)
+        partial_at.append((t, time.perf_counter() - t))
+
+    win._on_partial = on_partial
     timer.start()
     marks["start"] = time.perf_counter()
     win.start_scan()
@@ -60,6 +69,10 @@ def main():
     during = [g for g, t in gaps if t < marks.get("finished", float("inf"))]
     after = [g for g, t in gaps if t >= marks.get("finished", float("inf"))]
     res = win.result
+    t0 = marks["start"]
+    worst = sorted(((b - a) * 1000, a) for a, b in zip(ticks, ticks[1:]))[-5:]
+    print("longest gaps at (s after start):", ", ".join(f"{g:.0f} ms @ {a - t0:.1f}" for g, a in worst[::-1]))
+    print("groups-so-far updates at (s, ms spent in the window):", ", ".join(f"{t - t0:.1f} ({d * 1000:.0f})" for t, d in partial_at))
     print(f"scan of {res.stats.files} files, {res.stats.embedded} read, {len(res.groups)} groups, "
           f"{win.partial_updates} groups-so-far updates, {marks['finished'] - marks['start']:.1f} s")
     for name, g in (("during the scan", during), ("after it (results shown)", after)):

@@ -5,6 +5,7 @@ a cancelled scan keeps every batch already written to the library and returns wh
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -173,6 +174,9 @@ class PartialGroups:
         self._last = time.monotonic()
         pairs = grouping.positive_pairs(self.outcomes)
         groups = grouping.groups_from_pairs(list(self.rows.values()), pairs, self.similarity)
+        for g in groups:  # the front end needs no vectors (and may receive these through a pipe)
+            for m in g.members:
+                m.row = dataclasses.replace(m.row, vector=None)
         self.rank(groups)
         self.callback(groups)
 
@@ -355,6 +359,8 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
         good = [partial.rows.get(r.id, r) for r in good]
         groups = grouping.groups_from_pairs(good, pairs, similarity)
     rank(groups)
+    for r in good:  # searched: only signatures of paired photos are kept for regrouping
+        r.vector = None
     stats.problems = len(problems)
     stats.seconds = round(time.monotonic() - t0, 3)
     return ScanResult(library.location, embedder.name, embedder.choice.notice, folders, stats, good, groups,

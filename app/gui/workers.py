@@ -2,19 +2,23 @@
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import multiprocessing
 import traceback
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app import paths
 from app.core.progress import Progress
+from app.gui.scan_process import run_scan
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class ScanWorker(QObject):
-    """Runs app.core.pipeline.scan; owns the library for the duration of the scan."""
+    """Runs app.core.pipeline.scan in a child process (run_scan) and relays what it reports as
+    signals; the child owns the library for the duration of the scan."""
 
     progress = Signal(object)  # ProgressUpdate
     partial = Signal(object)  # list of groups among the files read so far
@@ -27,39 +31,44 @@ class ScanWorker(QObject):
         super().__init__()
         self.folders = folders
         self.settings = settings
-        self._progress = Progress(self.progress.emit, max_rate=5)
+        ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Qt
+        self._ctx = ctx
+        self._cancel = ctx.Event()
 
     def cancel(self) -> None:
-        self._progress.cancel()
+        self._cancel.set()
 
     @Slot()
     def run(self) -> None:
-        from app.core.library import Library, LibraryError
-        from app.core.model import WeightsError, load_embedder
-        from app.core.pipeline import scan
+        import queue
 
-        s = self.settings
-        try:
-            embedder = load_embedder(s.weights or None, allow_download=s.allow_download, progress=self._progress)
-            if embedder.choice.notice:
-                self.notice.emit(embedder.choice.notice)
-            self._progress.note(f"Opening library {s.library_location()}")
-            with Library(s.library_location(), embedder.name, embedder.dim, user="the Doppel window",
-                         progress=self._progress) as lib:
-                for n in lib.notices:
-                    self.notice.emit(n)
-                result = scan(self.folders, lib, embedder, self._progress, similarity=s.similarity,
-                              workers=s.decode_workers or None, keeper_rule=s.keeper_rule,
-                              reference_folders=s.reference_folders, preferred_folder=s.preferred_folder,
-                              on_partial=self.partial.emit, partial_every=self.partial_every)
-        except (LibraryError, WeightsError) as exc:
-            self.failed.emit(str(exc))
-            return
-        except Exception as exc:  # shown in the window, with the log for details
-            log.error("scan failed:\n%s", traceback.format_exc())
-            self.failed.emit(f"The scan failed: {exc}\nDetails are in the log: {paths.log_dir()}")
-            return
-        self.finished.emit(result)
+        messages = self._ctx.Queue()
+        root = logging.getLogger()
+        log_to_file = any(isinstance(h, logging.handlers.RotatingFileHandler) for h in root.handlers)
+        proc = self._ctx.Process(target=run_scan, name="doppel-scan",
+                                 args=(self.folders, self.settings, self.partial_every, messages, self._cancel,
+                                       log_to_file))
+        proc.start()
+        outcome = None
+        while outcome is None:
+            try:
+                kind, payload = messages.get(timeout=0.2)
+            except queue.Empty:
+                if not proc.is_alive():
+                    try:  # the last message may still be in the pipe
+                        kind, payload = messages.get(timeout=1.0)
+                    except queue.Empty:
+                        outcome = ("failed", f"The scan stopped unexpectedly (exit code {proc.exitcode}). "
+                                             f"Details may be in the log: {paths.log_dir()}")
+                        break
+                else:
+                    continue
+            if kind in ("finished", "failed"):
+                outcome = (kind, payload)
+            else:
+                getattr(self, kind).emit(payload)
+        proc.join(timeout=30)
+        getattr(self, outcome[0]).emit(outcome[1])
 
 
 class TrashWorker(QObject):

@@ -1,0 +1,55 @@
+"""The scan process behind the window's Scan button (no Qt here: the child never loads it)."""
+from __future__ import annotations
+
+import logging
+import traceback
+
+from app import paths
+from app.core.progress import Progress
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_scan(folders: list[str], settings: Settings, partial_every: float, messages, cancel_event,
+             log_to_file: bool = False) -> None:
+    """The scan, in a process of its own: it shares no interpreter lock with the window.
+
+    Measured with bench/gui_latency.py: run in a thread of the window's process, imports and
+    library reads that hold the lock in C code froze the window for up to 0.3 s. Everything
+    the window needs comes back through ``messages`` as (kind, payload) tuples.
+    """
+    import threading
+
+    if log_to_file:
+        from app.gui.errors import setup_logging
+
+        setup_logging()
+    from app.core.library import Library, LibraryError
+    from app.core.model import WeightsError, load_embedder
+    from app.core.pipeline import scan
+
+    progress = Progress(lambda u: messages.put(("progress", u)), max_rate=5)
+    threading.Thread(target=lambda: (cancel_event.wait(), progress.cancel()), daemon=True).start()
+    s = settings
+    try:
+        embedder = load_embedder(s.weights or None, allow_download=s.allow_download, progress=progress)
+        if embedder.choice.notice:
+            messages.put(("notice", embedder.choice.notice))
+        progress.note(f"Opening library {s.library_location()}")
+        with Library(s.library_location(), embedder.name, embedder.dim, user="the Doppel window",
+                     progress=progress) as lib:
+            for n in lib.notices:
+                messages.put(("notice", n))
+            result = scan(folders, lib, embedder, progress, similarity=s.similarity,
+                          workers=s.decode_workers or None, keeper_rule=s.keeper_rule,
+                          reference_folders=s.reference_folders, preferred_folder=s.preferred_folder,
+                          on_partial=lambda groups: messages.put(("partial", groups)), partial_every=partial_every)
+    except (LibraryError, WeightsError) as exc:
+        messages.put(("failed", str(exc)))
+        return
+    except Exception as exc:  # shown in the window, with the log for details
+        log.error("scan failed:\n%s", traceback.format_exc())
+        messages.put(("failed", f"The scan failed: {exc}\nDetails are in the log: {paths.log_dir()}"))
+        return
+    messages.put(("finished", result))
