@@ -21,7 +21,7 @@ cv2.setNumThreads(1)
 
 # Outcomes remembered between scans (pair_cache.py) are dropped when this changes: bump it
 # whenever a change here can turn a verdict.
-VERSION = 3
+VERSION = 4
 FRAME_SIDE = 32
 MIN_TEMPLATE = 20  # px of the 96 px signature: smaller crops carry too little evidence
 MIN_STD = 4.0  # a near-flat template (fog, a white wall) matches anything
@@ -207,6 +207,7 @@ def rotated(a: np.ndarray, degrees: float) -> np.ndarray:
 # costliest search). Whole-frame checks (cheap) run for every candidate.
 CROP_MIN_COSINE = 0.55
 TURN_MIN_COSINE = 0.88
+SMALL_TURNS = (-4.0, -3.0, -2.0, 2.0, 3.0, 4.0)
 TURN_COVER_SCALE = 1.03  # a turned frame this much larger than the outer side still fits (rounding)
 
 
@@ -258,25 +259,21 @@ def best_match(a, b, good_enough: float = 0.985, cosine: float = 1.0) -> Match:
     # A slightly straightened photo (a few degrees, then cropped): turn one side back and look
     # for it inside the other. Upright only: a mirror plus a slight turn is rare in real edits
     # and was the closest call between two different strips of one scene.
-    # Coarse sweeps first, and not at every angle: +-3° for each side, then the two neighbouring
-    # angles of the better sign; only the best angle per side gets the full-size search (most
-    # candidates that reach this point are overlapping views that line up at no angle).
-    turns = []
-    for side, outer, turned in (("a", a_raw, b_raw), ("b", b_raw, a_raw)):
-        tries = {}
-
-        def coarse_at(deg):
+    # Coarse sweeps for every angle and side first; only the two per side that line up best get
+    # the full-size search (most candidates here are overlapping views that line up nowhere).
+    # Two per side, not one: the coarse ranking of neighbouring angles is not reliable enough
+    # (one per side lost 2 of 15 slight turns of the dev corpus).
+    tries = []
+    for deg in SMALL_TURNS:
+        for side, outer, turned in (("a", a_raw, b_raw), ("b", b_raw, a_raw)):
             inner = rotated(turned, deg)
             co = coarse_scales(outer, inner, 0.6)
-            tries[deg] = (co[0][0], inner, co)
-
-        for deg in (-3.0, 3.0):
-            coarse_at(deg)
-        sign = 1.0 if tries[3.0][0] >= tries[-3.0][0] else -1.0
-        for deg in (2.0 * sign, 4.0 * sign):
-            coarse_at(deg)
-        deg = max(tries, key=lambda d: tries[d][0])
-        _, inner, co = tries[deg]
+            tries.append((co[0][0], side, outer, inner, turned, deg, co))
+    tries.sort(key=lambda t: -t[0])
+    # covers() needs both readings, each at its best angle
+    picked = [t for t in tries if t[1] == "a"][:2] + [t for t in tries if t[1] == "b"][:2]
+    turns = []
+    for _, side, outer, inner, turned, deg, co in picked:
         v, sc, _ = contains(outer, inner, min_scale=0.6, coarse=co)
         # scale of the whole turned frame, not of the corner-free window that was matched:
         # above 1 the turned side shows more than the outer one (see covers())
