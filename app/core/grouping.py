@@ -129,10 +129,11 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
                                          {i: signature(i) for i in need}))
             try:
                 for fut in futures:
-                    for a, b, cos, m in fut.result():
+                    done = fut.result()
+                    for a, b, cos, m in done:
                         out[(a, b)] = (cos, m)
                     if progress is not None:
-                        progress.advance(CHUNK)
+                        progress.advance(len(done))
             except BaseException:
                 for fut in futures:
                     fut.cancel()

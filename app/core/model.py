@@ -75,10 +75,6 @@ class Embedder:
     def device(self):
         return self.load().device
 
-    @property
-    def precision(self) -> str:
-        return self.load().precision
-
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """batch: (N, H, W, 3) uint8 -> (N, dim) float32, unit length."""
         if len(batch) == 0:

@@ -186,15 +186,16 @@ class PartialGroups:
 MILVUS_QUERIES_MAX = 200
 
 
-def find_pairs(good: list[Row], library: Library, fresh: dict[int, Row], cache: Optional[PairCache],
-               scope: str, progress: Progress, workers: int, known: Optional[dict] = None) -> list[grouping.Pair]:
+def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], scope: str, progress: Progress,
+               workers: int, known: Optional[dict] = None) -> list[grouping.Pair]:
     """Verified pairs among ``good`` (the decodable rows in the scanned folders).
 
     Only photos not yet searched in this scope (new, changed, or the folders changed) look up
     their neighbours, and only pairs without a remembered outcome are verified: an unchanged
-    library regroups from the pair cache without touching a vector or a signature. Rows of
-    ``fresh`` (read in this scan) still hold their vectors and signatures. On return every row
-    that takes part in a pair has its signature (bridging and group kinds need them).
+    library regroups from the pair cache without touching a vector or a signature. Rows read in
+    this scan still hold their vectors and signatures; the others' are loaded when needed. On
+    return every row that takes part in a pair has its signature (bridging and group kinds need
+    them).
     """
     reps, _ = grouping.representatives(good)
     rep_ids = [r.id for r in reps]
@@ -210,29 +211,24 @@ def find_pairs(good: list[Row], library: Library, fresh: dict[int, Row], cache: 
     by_id = {r.id: r for r in good}
 
     def vectors_of(ids: list[int]) -> np.ndarray:
-        missing = [i for i in ids if fresh.get(i) is None or fresh[i].vector is None]
+        missing = [i for i in ids if by_id[i].vector is None]
         loaded = dict(zip(missing, library.vectors(missing))) if missing else {}
-        return np.stack([loaded[i] if i in loaded else fresh[i].vector for i in ids]) if ids else \
-            np.zeros((0, library.dim), np.float32)
+        return np.stack([loaded[i] if i in loaded else by_id[i].vector for i in ids])
 
     cands: dict[tuple[int, int], float] = {}
     if queries and len(rep_ids) > 1:
         if len(queries) <= MILVUS_QUERIES_MAX and len(queries) * 4 < len(rep_ids):
             # k * 2: the library may hold photos outside these folders, which take places
             hits = library.neighbours(vectors_of(queries), grouping.TOP_K * 2)
-            grouping.candidates_from_hits(cands, queries, [h[:grouping.TOP_K * 2] for h in hits], wanted)
+            grouping.candidates_from_hits(cands, queries, hits, wanted)
         else:
             progress.note("Loading vectors")
             cands = grouping.candidate_pairs(rep_ids, vectors_of(rep_ids), queries, progress)
     todo = {k: v for k, v in cands.items() if k not in verified}
 
     def attach_signatures(ids) -> None:
-        missing = [i for i in ids if by_id[i].signature is None and not (i in fresh and fresh[i].signature is not None)]
-        for r in library.get(missing, with_signature=True):
+        for r in library.get([i for i in ids if by_id[i].signature is None], with_signature=True):
             by_id[r.id].signature = r.signature
-        for i in ids:
-            if by_id[i].signature is None and i in fresh:
-                by_id[i].signature = fresh[i].signature
 
     attach_signatures({i for key in todo for i in key})
     new = grouping.verify_candidates(todo, lambda i: by_id[i].signature, progress, workers)
@@ -257,8 +253,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
         ranking.rank_groups(groups, keeper_rule, reference_folders=reference_folders, preferred_folder=preferred_folder)
 
     partial = PartialGroups(on_partial, partial_every, similarity, rank) if on_partial else None
-    fresh: dict[int, Row] = {}  # read in this scan: vectors and signatures still in memory
-    written: dict[int, Row] = {}  # every row stored in this scan, problems included
+    written: dict[int, Row] = {}  # every row stored in this scan (vectors and signatures in memory)
     stored_rows: Optional[list[Row]] = None
     present: set[str] = set()
     t0 = time.monotonic()
@@ -304,10 +299,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
                                d.width, d.height, d.format, embedder.name, d.problem, d.thumb, vec))
             library.upsert(out)
             stats.embedded += len(good)
-            for r in out:
-                written[r.id] = r
-                if not r.problem:
-                    fresh[r.id] = r
+            written.update((r.id, r) for r in out)
             if partial is not None:
                 partial.add(out)
             last = batch[-1].entry.path
@@ -344,7 +336,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
                                {"top_k": grouping.TOP_K, "candidate_cosine": grouping.CANDIDATE_COSINE,
                                 "verify": verify.VERSION, "doppel": __version__})
         try:
-            pairs = find_pairs(good, library, fresh, cache, pair_cache.scope_key(folders), progress,
+            pairs = find_pairs(good, library, cache, pair_cache.scope_key(folders), progress,
                                default_workers() if workers is None else max(workers, 1),
                                partial.outcomes if partial else None)
             groups = grouping.groups_from_pairs(good, pairs, similarity)
@@ -356,7 +348,6 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
     elif partial is not None:
         # a cancelled scan still shows the groups among what it read
         pairs = grouping.positive_pairs(partial.outcomes)
-        good = [partial.rows.get(r.id, r) for r in good]
         groups = grouping.groups_from_pairs(good, pairs, similarity)
     rank(groups)
     for r in good:  # searched: only signatures of paired photos are kept for regrouping

@@ -5,7 +5,7 @@ grayscale thumbnails, so brightness, contrast, saturation and grayscale edits do
 while a different photo of the same scene (a burst frame, the neighbouring strip of a
 panorama) does not line up pixel for pixel and scores low.
 
-- ``same_frame``: both images show the same frame (resize, re-encode, colour edits, watermark).
+- same frame (``_frame_score`` on ``prepare``d thumbnails): both images show the same frame (resize, re-encode, colour edits, watermark).
 - ``containment``: one image is a crop or zoom of the other, or the other has a border; found by
   normalised cross-correlation of the smaller view slid over the larger one at a range of scales.
 - Either check is also tried against the 8 rotations/mirrors of one side (90° turns, mirrors).
@@ -77,12 +77,6 @@ def _frame_score(ra: np.ndarray, za: np.ndarray, rb: np.ndarray, zb: np.ndarray)
     if _std(ra) < MIN_STD / 2 or _std(rb) < MIN_STD / 2:
         return 1.0 if np.abs(ra.astype(int) - rb.astype(int)).mean() < 3 else 0.0
     return float(za @ zb)
-
-
-def same_frame(a: np.ndarray, b: np.ndarray) -> float:
-    ra = cv2.resize(a, (FRAME_SIDE, FRAME_SIDE), interpolation=cv2.INTER_AREA)
-    rb = cv2.resize(b, (FRAME_SIDE, FRAME_SIDE), interpolation=cv2.INTER_AREA)
-    return _frame_score(ra, _z(ra).ravel(), rb, _z(rb).ravel())
 
 
 def _std(a: np.ndarray) -> float:
