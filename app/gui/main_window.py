@@ -18,7 +18,7 @@ from app.gui.group_model import THUMB_SIDE, GroupListModel, human_size
 from app.gui.group_view import GroupView
 from app.gui.journal_dialog import JournalDialog
 from app.gui.thumbnails import ThumbnailCache
-from app.gui.workers import ScanWorker, TrashWorker, start_in_thread
+from app.gui.workers import ScanWorker, TrashWorker, retire, start_in_thread
 from app.settings import KEEPER_RULES, Settings
 
 RESOURCES = Path(__file__).resolve().parent.parent.parent / "resources"
@@ -232,7 +232,7 @@ class MainWindow(QMainWindow):
         self.scan_action.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress_label.setText("Starting…")
-        self.scan_thread = start_in_thread(self.scan_worker, self)
+        self.scan_thread = start_in_thread(self.scan_worker)
         self.scan_thread.finished.connect(self._scan_thread_done)
 
     def cancel_scan(self):
@@ -318,6 +318,7 @@ class MainWindow(QMainWindow):
         self.scan_finished.emit(result)
 
     def _scan_thread_done(self):
+        retire(self.scan_thread)
         self.scan_thread = None
         self.scan_worker = None
         self.scan_action.setEnabled(True)
@@ -398,10 +399,11 @@ class MainWindow(QMainWindow):
         worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_trash_finished)
         self.trash_button.setEnabled(False)
-        self.trash_thread = start_in_thread(worker, self)
+        self.trash_thread = start_in_thread(worker)
         self.trash_thread.finished.connect(self._trash_thread_done)
 
     def _trash_thread_done(self):
+        retire(self.trash_thread)
         self.trash_thread = None
         self.trash_worker = None
         self._update_trash_button()

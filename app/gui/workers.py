@@ -93,15 +93,26 @@ class TrashWorker(QObject):
         self.finished.emit(outcome)
 
 
-def start_in_thread(worker: QObject, owner: QObject) -> QThread:
-    """Move ``worker`` to a new QThread that ends and cleans up when the worker finishes."""
-    thread = QThread(owner)
+def start_in_thread(worker: QObject) -> QThread:
+    """Move ``worker`` to a new QThread and run it; the thread ends when the worker finishes.
+
+    Python owns both: the caller holds them until the thread's ``finished`` arrives and then
+    hands them to ``retire``. No deleteLater: Qt flushes a deferred delete on the worker thread
+    after ``finished`` is emitted, so it raced the GUI thread dropping its references and freed
+    the worker twice: the rare crash at the end of a scan in CI, which
+    test_worker_threads_end_and_are_freed_cleanly_many_times reproduces with the old wiring.
+    """
+    thread = QThread()
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
     for sig in ("finished", "failed"):
         if hasattr(worker, sig):
             getattr(worker, sig).connect(thread.quit)
-    thread.finished.connect(worker.deleteLater)
-    thread.finished.connect(thread.deleteLater)
     thread.start()
     return thread
+
+
+def retire(thread: QThread) -> None:
+    """Wait until a thread whose ``finished`` has arrived has really ended, so that dropping the
+    last references to it and its worker deletes them on this thread while nothing runs there."""
+    thread.wait()
