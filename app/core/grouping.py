@@ -101,7 +101,32 @@ def candidate_pairs(ids: list[int], vectors: np.ndarray, queries: Optional[list[
 
 # Above this many candidates, verification runs in worker processes (about 1-3 ms per pair).
 PARALLEL_MIN = 1500
-CHUNK = 500
+CHUNK_MAX = 2000
+
+
+def locality_order(keys: list[tuple[int, int]], cands: dict[tuple[int, int], float]) -> list[tuple[int, int]]:
+    """The pairs ordered so that consecutive ones share photos (breadth-first over the candidate
+    graph, closest neighbours first): a chunk of them prepares each photo's views once. In id
+    order a chunk of the timing corpus touched 2.3x as many photos, at 15 % more time per pair."""
+    nbrs: dict[int, list[int]] = defaultdict(list)
+    for a, b in keys:
+        nbrs[a].append(b)
+        nbrs[b].append(a)
+    pos: dict[int, int] = {}
+    for start in sorted(nbrs):
+        if start in pos:
+            continue
+        pos[start] = len(pos)
+        todo = [start]
+        while todo:
+            nxt = []
+            for x in todo:
+                for y in sorted(nbrs[x], key=lambda y: -cands[(x, y) if x < y else (y, x)]):
+                    if y not in pos:
+                        pos[y] = len(pos)
+                        nxt.append(y)
+            todo = nxt
+    return sorted(keys, key=lambda k: (min(pos[k[0]], pos[k[1]]), max(pos[k[0]], pos[k[1]])))
 
 
 def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=None, workers: int = 0,
@@ -112,7 +137,7 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
     ``signature(id)`` gives a photo's signature (or None). With ``workers`` > 1 and many pairs,
     chunks of pairs go to worker processes with just the signatures they need.
     """
-    keys = sorted(k for k in cands if signature(k[0]) is not None and signature(k[1]) is not None)
+    keys = locality_order([k for k in cands if signature(k[0]) is not None and signature(k[1]) is not None], cands)
     if progress is not None:
         progress.start(len(keys), "verify", "Checking candidate pairs")
     out: dict[tuple[int, int], tuple[float, verify.Match]] = {}
@@ -120,7 +145,10 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        chunks = [keys[i:i + CHUNK] for i in range(0, len(keys), CHUNK)]
+        # large chunks prepare each photo once for more of its pairs; at least 4 per worker
+        # keep the workers evenly busy to the end
+        size = max(200, min(CHUNK_MAX, -(-len(keys) // (workers * 4))))
+        chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
             futures = []
             for chunk in chunks:
