@@ -27,12 +27,19 @@ def base():
     ("mirror", ImageOps.mirror, "frame"),
     ("white border", lambda im: ImageOps.expand(im, border=40, fill="white"), "crop"),
     ("3 degree turn, cropped", lambda im: ig.crop_fraction(im.rotate(3, resample=Image.BICUBIC), 0.85), "turn"),
+    # the turned search looks at +-3 degrees first: its neighbours must still be found
+    ("2 degree turn, cropped", lambda im: ig.crop_fraction(im.rotate(2, resample=Image.BICUBIC), 0.85), "turn"),
+    ("-4 degree turn, cropped", lambda im: ig.crop_fraction(im.rotate(-4, resample=Image.BICUBIC), 0.85), "turn"),
     ("brightened 30%", lambda im: ig.brightened(im, 1.3), "frame"),
 ])
 def test_edited_copy_verifies(base, name, edit, how):
     m = verify.best_match(sig(base), sig(edit(base)), cosine=0.9)
     assert m.score >= 0.93, name
     assert m.how == how, name
+
+
+def test_turned_readings_are_skipped_only_where_no_setting_could_use_them():
+    assert verify.TURN_SKIP_SCORE >= grouping.verify_threshold(1.0)
 
 
 def test_two_halves_of_one_scene_do_not_verify(base):
