@@ -33,6 +33,9 @@ MAX_PATH = 4096
 MAX_SIGNATURE = 16384  # base64 of a 96 px grayscale signature fits easily
 
 
+QUERY_LIMIT = 16384  # Milvus's cap on offset + limit of one query
+
+
 class LibraryError(RuntimeError):
     """The library cannot be opened or written; the message is meant for people."""
 
@@ -261,6 +264,14 @@ class Library:
 
     # -- reads ----------------------------------------------------------------
     def _iterate(self, fields: list[str], expr: str = "", batch: int = 2000) -> Iterator[dict]:
+        if not {"signature", "vector"} & set(fields):
+            # Small rows come back in one query when there are few enough (a rescan's diff reads
+            # 5,000 in 0.3 s this way, 0.45-0.6 s through the iterator); more need the iterator.
+            rows = self.client.query(self.collection, filter=expr, output_fields=fields, limit=QUERY_LIMIT,
+                                     consistency_level="Strong")
+            if len(rows) < QUERY_LIMIT:
+                yield from rows
+                return
         it = self.client.query_iterator(self.collection, batch_size=batch, filter=expr, output_fields=fields,
                                         consistency_level="Strong")
         try:
