@@ -149,6 +149,20 @@ def test_symlink_loop_and_hidden_folders(tmp_path, library, embedder):
     assert [Path(p.path).name for p in result.problems] == ["broken.jpg"]
 
 
+def test_a_file_reached_through_links_is_listed_once(tmp_path):
+    from app.core.walk import walk
+
+    real = tmp_path / "real"
+    ig.save(ig.photo(33, (64, 48)), real / "a.jpg")
+    ig.save(ig.photo(34, (64, 48)), real / "deep" / "b.jpg")
+    os.symlink(real / "a.jpg", real / "link_to_a.jpg")  # a file link beside its target
+    os.symlink(real, tmp_path / "alias")  # the same folder under another name
+    os.symlink(real / "deep", real / "deep_alias")  # a folder link inside the tree
+    for roots in ([real], [tmp_path / "alias"], [real, tmp_path / "alias"], [tmp_path / "alias", real]):
+        names = sorted(Path(e.path).name for e in walk([str(r) for r in roots]))
+        assert names == ["a.jpg", "b.jpg"], roots
+
+
 def test_partial_groups_during_scan_agree_with_the_final_groups(photo_folder, library, embedder):
     for i in range(20):  # more than one batch
         ig.save(ig.photo(400 + i, (200, 150)), photo_folder / "more" / f"m{i:02d}.jpg")
