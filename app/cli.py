@@ -114,7 +114,8 @@ def cmd_scan(args) -> int:
                 result = scan(args.folders, lib, embedder, progress, similarity=similarity, workers=args.workers,
                               keeper_rule=settings.keeper_rule,
                               reference_folders=list(args.reference) + settings.reference_folders,
-                              preferred_folder=settings.preferred_folder)
+                              preferred_folder=settings.preferred_folder,
+                              keep_signatures=False)  # the command line never regroups
         except LibraryError as exc:
             if bar:
                 bar.finish()

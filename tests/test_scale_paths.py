@@ -103,6 +103,29 @@ def test_rescan_regroups_from_the_pair_cache_and_new_files_join(tmp_path, librar
     assert groups_of(third) == [["a.jpg", "a_bright.jpg", "a_gray.jpg", "a_small.jpg"]]
 
 
+def test_an_unchanged_rescan_reuses_its_grouping(tmp_path, library, embedder, monkeypatch):
+    root = tmp_path / "photos"
+    a = make_folder(root)
+    first = scan([str(root)], library, embedder, workers=0, keep_signatures=False)
+    linked = []
+    real = pipeline.grouping.groups_from_pairs
+    monkeypatch.setattr(pipeline.grouping, "groups_from_pairs", lambda *a, **k: linked.append(1) or real(*a, **k))
+
+    again = scan([str(root)], library, embedder, workers=0, keep_signatures=False)
+    assert linked == [] and groups_of(again) == groups_of(first)
+    assert [(m.row.path, m.keep, m.reason) for g in again.groups for m in g.members] == \
+        [(m.row.path, m.keep, m.reason) for g in first.groups for m in g.members]
+    assert all(r.signature is None for r in again.rows)  # nothing loaded that only regrouping needs
+
+    # another similarity setting, a new copy: linked again
+    scan([str(root)], library, embedder, workers=0, similarity=1.0, keep_signatures=False)
+    assert linked == [1]
+    ig.save(ig.grayscale(a), root / "a_gray.jpg")
+    third = scan([str(root)], library, embedder, workers=0, keep_signatures=False)
+    assert linked == [1, 1]
+    assert groups_of(third) == [["a.jpg", "a_bright.jpg", "a_gray.jpg", "a_small.jpg"]]
+
+
 def test_a_changed_file_is_verified_again(tmp_path, library, embedder):
     root = tmp_path / "photos"
     make_folder(root)

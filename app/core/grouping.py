@@ -9,6 +9,8 @@
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Optional
@@ -325,6 +327,38 @@ def make_bridge(pairs: list[Pair], by_id: dict[int, Row], threshold: float):
         return best
 
     return bridge
+
+
+# Bump when linkage, bridging or group kinds change: remembered groupings are then recomputed.
+GROUPING_VERSION = 1
+
+
+def grouping_key(rows: list[Row], pairs: list[Pair], similarity: float) -> str:
+    """A digest of everything groups_from_pairs reads: the rows' identities and contents (SHA-256
+    stands for the signature), every verified pair and the threshold."""
+    h = hashlib.sha256(f"{GROUPING_VERSION}:{verify.VERSION}:{verify_threshold(similarity):.6f}".encode())
+    for r in sorted(rows, key=lambda r: r.id):
+        h.update(f"{r.id}:{r.sha256};".encode())
+    for p in sorted(pairs, key=lambda p: (p.a, p.b)):
+        m = p.match
+        rect = ",".join(f"{float(v):.3f}" for v in m.rect)  # ints when fresh, floats when remembered
+        h.update(f"{p.a}:{p.b}:{m.score:.6f}:{m.how}:{m.transform}:{m.scale:.6f}:{m.outer}:{rect};".encode())
+    return h.hexdigest()
+
+
+def groups_to_json(groups: list[Group]) -> str:
+    return json.dumps([[g.kind, g.ids, [[a, b, s] for (a, b), s in g.pair_scores.items()]] for g in groups])
+
+
+def groups_from_json(rows: list[Row], text: str) -> Optional[list[Group]]:
+    """Groups stored by groups_to_json, on these rows; None if a member is no longer among them."""
+    by_id = {r.id: r for r in rows}
+    out = []
+    for kind, ids, scores in json.loads(text):
+        if any(i not in by_id for i in ids):
+            return None
+        out.append(Group(kind, [Member(by_id[i]) for i in ids], {(a, b): s for a, b, s in scores}))
+    return out
 
 
 def representatives(rows: list[Row]):

@@ -3,7 +3,8 @@
 A SQLite file beside the library (or in the data folder for a Milvus server). Every outcome is
 stored with both photos' stamps (size, mtime_ns): an outcome of a file that changed since no
 longer matches and is recomputed. ``searched`` records, per set of scanned folders, which photos
-already had their neighbours searched, so an unchanged library regroups from here alone.
+already had their neighbours searched, so an unchanged library regroups from here alone; and
+the groups last made from exactly the same rows and verified pairs, so it need not link them again.
 It only ever saves work: deleting the file costs one slower scan.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 # Bump when verification or candidate search changes what an outcome means.
 FORMAT = 2
+GROUPINGS_KEPT = 8
 
 
 def stamp(size: int, mtime_ns: int) -> int:
@@ -49,11 +51,12 @@ class PairCache:
             "CREATE TABLE IF NOT EXISTS pairs (a INTEGER, b INTEGER, sa INTEGER, sb INTEGER, cosine REAL,"
             " score REAL, how TEXT, transform INTEGER, scale REAL, outer_side TEXT, rect TEXT,"
             " PRIMARY KEY (a, b));"
-            "CREATE TABLE IF NOT EXISTS searched (scope TEXT, id INTEGER, stamp INTEGER, PRIMARY KEY (scope, id));")
+            "CREATE TABLE IF NOT EXISTS searched (scope TEXT, id INTEGER, stamp INTEGER, PRIMARY KEY (scope, id));"
+            "CREATE TABLE IF NOT EXISTS groupings (key TEXT PRIMARY KEY, groups TEXT);")
         wanted = json.dumps({"format": FORMAT, **settings}, sort_keys=True)
         row = self.db.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
         if row is None or row[0] != wanted:
-            self.db.executescript("DELETE FROM pairs; DELETE FROM searched;")
+            self.db.executescript("DELETE FROM pairs; DELETE FROM searched; DELETE FROM groupings;")
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('settings', ?)", (wanted,))
             self.db.commit()
 
@@ -92,6 +95,18 @@ class PairCache:
             "INSERT OR REPLACE INTO pairs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(a, b, stamps[a], stamps[b], float(cos), float(m.score), m.how, int(m.transform), float(m.scale), m.outer,
               json.dumps([float(v) for v in m.rect])) for (a, b), (cos, m) in outcomes.items()])
+        self.db.commit()
+
+    def grouping(self, key: str) -> Optional[str]:
+        """Groups stored under ``key`` (grouping.grouping_key), as grouping.groups_to_json wrote them."""
+        row = self.db.execute("SELECT groups FROM groupings WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def add_grouping(self, key: str, groups: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO groupings VALUES (?, ?)", (key, groups))
+        # a few folder sets and similarity settings; older ones go
+        self.db.execute("DELETE FROM groupings WHERE rowid NOT IN "
+                        "(SELECT rowid FROM groupings ORDER BY rowid DESC LIMIT ?)", (GROUPINGS_KEPT,))
         self.db.commit()
 
     def searched(self, scope: str, stamps: dict[int, int]) -> set[int]:

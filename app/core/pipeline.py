@@ -193,9 +193,7 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
     Only photos not yet searched in this scope (new, changed, or the folders changed) look up
     their neighbours, and only pairs without a remembered outcome are verified: an unchanged
     library regroups from the pair cache without touching a vector or a signature. Rows read in
-    this scan still hold their vectors and signatures; the others' are loaded when needed. On
-    return every row that takes part in a pair has its signature (bridging and group kinds need
-    them).
+    this scan still hold their vectors and signatures; the others' are loaded when needed.
     """
     reps, _ = grouping.representatives(good)
     rep_ids = [r.id for r in reps]
@@ -226,27 +224,50 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
             cands = grouping.candidate_pairs(rep_ids, vectors_of(rep_ids), queries, progress)
     todo = {k: v for k, v in cands.items() if k not in verified}
 
-    def attach_signatures(ids) -> None:
-        for r in library.get([i for i in ids if by_id[i].signature is None], with_signature=True):
-            by_id[r.id].signature = r.signature
-
-    attach_signatures({i for key in todo for i in key})
+    attach_signatures(library, by_id, {i for key in todo for i in key})
     new = grouping.verify_candidates(todo, lambda i: by_id[i].signature, progress, workers)
     outcomes.update(new)
     if cache is not None:
         cache.add({**from_scan, **new}, stamps)
         cache.mark_searched(scope, {i: stamps[i] for i in rep_ids})
-    pairs = grouping.positive_pairs({k: v for k, v in outcomes.items() if k[0] in wanted and k[1] in wanted})
-    attach_signatures({i for p in pairs for i in (p.a, p.b)})
-    return pairs
+    return grouping.positive_pairs({k: v for k, v in outcomes.items() if k[0] in wanted and k[1] in wanted})
+
+
+def attach_signatures(library: Library, by_id: dict[int, Row], ids) -> None:
+    """Load the signatures of the rows ``ids`` that do not hold theirs yet."""
+    for r in library.get([i for i in ids if by_id[i].signature is None], with_signature=True):
+        by_id[r.id].signature = r.signature
+
+
+def group_rows(good: list[Row], pairs: list[grouping.Pair], similarity: float, library: Library,
+               cache: Optional[PairCache], keep_signatures: bool) -> list[grouping.Group]:
+    """groups_from_pairs, or the groups it made last time from exactly these rows and pairs.
+
+    Linking is the costliest part of an unchanged rescan; what it reads is summed up in
+    grouping.grouping_key. Rows in a pair get their signatures when linking needs them
+    (bridging, group kinds) or the caller will regroup (``keep_signatures``).
+    """
+    key = grouping.grouping_key(good, pairs, similarity)
+    stored = cache.grouping(key) if cache is not None else None
+    groups = grouping.groups_from_json(good, stored) if stored else None
+    if groups is None or keep_signatures:
+        attach_signatures(library, {r.id: r for r in good}, {i for p in pairs for i in (p.a, p.b)})
+    if groups is None:
+        groups = grouping.groups_from_pairs(good, pairs, similarity)
+        if cache is not None:
+            cache.add_grouping(key, grouping.groups_to_json(groups))
+    return groups
 
 
 def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[Progress] = None,
          similarity: float = 0.5, workers: Optional[int] = None, keeper_rule: str = "resolution",
          reference_folders: Iterable[str] = (), preferred_folder: str = "",
-         on_partial: Optional[Callable] = None, partial_every: float = 3.0) -> ScanResult:
+         on_partial: Optional[Callable] = None, partial_every: float = 3.0,
+         keep_signatures: bool = True) -> ScanResult:
     """Scan ``folders`` into ``library`` and group them. ``on_partial(groups)``, when given, gets
-    the groups among the files read so far every ``partial_every`` seconds during the scan."""
+    the groups among the files read so far every ``partial_every`` seconds during the scan.
+    ``keep_signatures=False``: the result will not be regrouped (ScanResult.regroup needs the
+    signatures of paired photos), so an unchanged library's need not be loaded."""
     progress = progress or Progress()
 
     def rank(groups):
@@ -339,7 +360,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
             pairs = find_pairs(good, library, cache, pair_cache.scope_key(folders), progress,
                                default_workers() if workers is None else max(workers, 1),
                                partial.outcomes if partial else None)
-            groups = grouping.groups_from_pairs(good, pairs, similarity)
+            groups = group_rows(good, pairs, similarity, library, cache, keep_signatures)
         except Cancelled:
             stats.cancelled = True
         finally:
