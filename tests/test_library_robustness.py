@@ -131,3 +131,16 @@ def test_read_only_filesystem_is_a_clear_error(small_fs, tmp_path, embedder):
     subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
     with pytest.raises(LibraryError, match="read-only"):
         Library(str(small_fs / "lib.db"), embedder.name, embedder.dim)
+
+
+def test_a_value_longer_than_its_field_is_refused_clearly(library):
+    """pymilvus' own string checks are off (library.py): the engine must still refuse."""
+    import numpy as np
+
+    from app.core.library import Row
+
+    row = Row(1, "/photos/" + "a" * 9000 + ".jpg", 1, 1, "f" * 64, 10, 10, "JPEG", "", "", None,
+              np.ones(library.dim, np.float32))
+    with pytest.raises(LibraryError, match="max_length"):
+        library.upsert([row])
+    assert library.count() == 0
