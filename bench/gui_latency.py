@@ -37,7 +37,18 @@ def main():
 
     app = QApplication.instance() or QApplication([])
     settings = Settings(library=args.library or os.path.join(tmp, "library.db"))
-    win = MainWindow(settings, Path(tmp) / "settings.json")
+    partial_at: list[float] = []
+
+    class TimedWindow(MainWindow):
+        # A method defined in the class body, like the window's own: the worker's signal is then
+        # queued to the window's thread. A function patched onto the window or its class later
+        # was called directly in the worker thread (and built widgets there).
+        def _on_partial(self, groups):
+            t = time.perf_counter()
+            super()._on_partial(groups)
+            partial_at.append((t, time.perf_counter() - t))
+
+    win = TimedWindow(settings, Path(tmp) / "settings.json")
     win.resize(1200, 800)
     win.show()
     win.add_folders([os.path.abspath(args.folder)])
@@ -52,15 +63,6 @@ def main():
         QTimer.singleShot(2000, app.quit)  # keep measuring while the results are shown
 
     win.scan_finished.connect(finished)
-    partial_at: list[float] = []
-    orig_partial = win._on_partial
-
-    def on_partial(groups):
-        t = time.perf_counter()
-        orig_partial(groups)
-        partial_at.append((t, time.perf_counter() - t))
-
-    win._on_partial = on_partial
     timer.start()
     marks["start"] = time.perf_counter()
     win.start_scan()
