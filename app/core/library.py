@@ -299,13 +299,6 @@ class Library:
         finally:
             it.close()
 
-    def identities(self) -> dict[str, tuple[int, int, int]]:
-        """path -> (id, size, mtime_ns) for every stored row."""
-        out = {}
-        for r in self._iterate(["id", "path", "size", "mtime_ns"]):
-            out[decode_path(r["path"])] = (r["id"], r["size"], r["mtime_ns"])
-        return out
-
     def _row(self, r: dict, with_vector: bool = False) -> Row:
         vec = np.asarray(r["vector"], dtype=np.float32) if with_vector and "vector" in r else None
         return Row(r["id"], decode_path(r["path"]), r["size"], r["mtime_ns"], r["sha256"], r["width"], r["height"],
