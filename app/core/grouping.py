@@ -201,7 +201,6 @@ def complete_linkage(nodes: list[int], pairs: list[Pair], bridge=None, edges_out
     for p in pairs:
         nbrs[p.a].add(p.b)
         nbrs[p.b].add(p.a)
-    for p in pairs:
         if verify.covers(p.match, "a"):
             covered_by[p.b].add(p.a)
         if verify.covers(p.match, "b"):
