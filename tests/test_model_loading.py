@@ -80,3 +80,30 @@ def test_fallback_model_recognises_real_content(embedder):
     v = embedder.embed(batch)
     assert v[0] @ v[1] > 0.9
     assert v[0] @ v[2] < v[0] @ v[1] - 0.1
+
+
+@pytest.mark.parametrize("which", ["resnet50", "efficientnet-lite0"])
+def test_folding_batchnorms_keeps_the_outputs(which, resnet_weights):
+    """The embedder folds every BatchNorm into its convolution; in fp32 the feature maps must not move."""
+    import copy
+
+    from app.core import networks
+
+    if which == "resnet50":
+        state = torch.load(resnet_weights, weights_only=True)
+        g = torch.Generator().manual_seed(1)
+        for k, v in state.items():  # fresh init has mean 0, var 1: give the norms something to fold
+            if k.endswith("running_mean") or k.endswith("bias"):
+                state[k] = torch.randn(v.shape, generator=g) * 0.1
+            elif k.endswith("running_var"):
+                state[k] = torch.rand(v.shape, generator=g) + 0.5
+        net = networks.ResNet50Features(state)
+    else:
+        net = networks.EfficientNetLite0Features(networks.load_state(M.fallback_weights_path()))
+    net.eval()
+    folded = networks.fold_batchnorms(copy.deepcopy(net))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        before, after = net(x), folded(x)
+    assert torch.allclose(before, after, rtol=1e-3, atol=1e-3 * before.abs().max().item())

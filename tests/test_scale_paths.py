@@ -138,16 +138,20 @@ def test_a_changed_file_is_verified_again(tmp_path, library, embedder):
 
 
 def test_reduced_precision_vectors_agree_with_fp32(embedder, monkeypatch):
+    import torch
+
     from app.core import networks
+    from app.core.model import load_fallback
 
     if networks.choose_precision(embedder.device) == "fp32":
         pytest.skip("this CPU has no native bf16: the app runs fp32 here")
     photos = [ig.photo(s, (320, 240)) for s in range(20, 28)]
     batch = np.stack([np.asarray(p.resize((224, 224))) for p in photos])
     fast = embedder.embed(batch)
-    impl = embedder.load()
-    monkeypatch.setattr(impl, "precision", "fp32")
-    exact = embedder.embed(batch)
+    monkeypatch.setenv("DOPPEL_PRECISION", "fp32")
+    exact_embedder = load_fallback("fp32 reference")
+    assert exact_embedder.load().dtype == torch.float32
+    exact = exact_embedder.embed(batch)
     assert (np.sum(fast * exact, axis=1) > 0.99).all()
     # the cosines between photos, which candidate thresholds are applied to, move by less than 0.02
     assert np.abs(fast @ fast.T - exact @ exact.T).max() < 0.02
@@ -159,3 +163,4 @@ def test_choosing_the_model_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env=dict(os.environ, DOPPEL_OFFLINE="1"), check=True).stdout.split()
     assert out == ["efficientnet-lite0-imagenet", "1280", "False"]
+

@@ -44,6 +44,16 @@ class ResNet50Features(nn.Module):
     def forward(self, x):
         return self.body(x)
 
+    def conv_bn_pairs(self):
+        stem = self.body
+        yield stem, "0", "1"
+        for layer in list(stem.children())[4:]:
+            for block in layer.children():
+                for i in (1, 2, 3):
+                    yield block, f"conv{i}", f"bn{i}"
+                if block.downsample is not None:
+                    yield block.downsample, "0", "1"
+
 
 class _SamePadConv(nn.Conv2d):
     """TensorFlow 'SAME' padding, which these EfficientNet weights were trained with."""
@@ -105,6 +115,15 @@ class EfficientNetLite0Features(nn.Module):
         # on real photos is higher with this than with ImageNet mean/std).
         self.mean, self.std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 
+    def conv_bn_pairs(self):
+        yield self, "_conv_stem", "_bn0"
+        for b in self._blocks:
+            if b.expand:
+                yield b, "_expand_conv", "_bn0"
+            yield b, "_depthwise_conv", "_bn1"
+            yield b, "_project_conv", "_bn2"
+        yield self, "_conv_head", "_bn1"
+
     def forward(self, x):
         x = F.relu6(self._bn0(self._conv_stem(x)))
         for b in self._blocks:
@@ -112,11 +131,26 @@ class EfficientNetLite0Features(nn.Module):
         return F.relu6(self._bn1(self._conv_head(x)))
 
 
+def fold_batchnorms(features: nn.Module) -> nn.Module:
+    """Fold each inference-mode BatchNorm into the convolution that feeds it (``conv_bn_pairs``
+    names them). Same outputs up to rounding; on a CPU in bf16 the network runs ~2x faster (the
+    norms were separate passes over every feature map, each converting bf16 to fp32 and back)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    features.eval()
+    for parent, conv_name, bn_name in list(features.conv_bn_pairs()):
+        conv, bn = getattr(parent, conv_name), getattr(parent, bn_name)
+        assert isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d), (conv_name, bn_name)
+        setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))  # a copy of the same class, with a bias
+        setattr(parent, bn_name, nn.Identity())
+    return features
+
+
 # --------------------------------------------------------------------------- embedder
 def choose_precision(device: torch.device) -> str:
     """bf16 on CPUs with native bf16 (AVX-512 BF16 / AMX: 2-2.7x faster here), fp16 on GPUs, else
-    fp32. Vectors agree with fp32 to cosine > 0.999 and the accuracy
-    benchmark scores the same (tests/test_scale_paths.py); DOPPEL_PRECISION=fp32 turns it off."""
+    fp32. Vectors agree with fp32 to cosine > 0.99 (0.997 at worst on dev-corpus photos) and the
+    accuracy benchmark scores the same (tests/test_scale_paths.py); DOPPEL_PRECISION=fp32 turns it off."""
     wanted = os.environ.get("DOPPEL_PRECISION", "auto").lower()
     if wanted in ("fp32", "bf16", "fp16"):
         return wanted
@@ -136,16 +170,15 @@ class TorchEmbedder:
     def __init__(self, features: nn.Module, device: Optional[str] = None):
         self.dim = features.dim
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.net = features.eval().to(self.device)
+        self.precision = choose_precision(self.device)
+        # Weights stored in the working precision rather than autocast: autocast casts every
+        # weight again on every call (10 % of ResNet-50's time on this CPU).
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision, torch.float32)
+        self.net = fold_batchnorms(features).to(self.device, self.dtype)
         if self.device.type == "cpu":
             self.net = self.net.to(memory_format=torch.channels_last)
         self._mean = torch.tensor(features.mean, device=self.device).view(1, 3, 1, 1) * 255
         self._std = torch.tensor(features.std, device=self.device).view(1, 3, 1, 1) * 255
-        self.precision = choose_precision(self.device)
-
-    def _autocast(self):
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
     @torch.inference_mode()
     def embed(self, batch: np.ndarray) -> np.ndarray:
@@ -154,9 +187,8 @@ class TorchEmbedder:
             return np.zeros((0, self.dim), np.float32)
         x = torch.from_numpy(np.array(batch, dtype=np.uint8, copy=True)).to(self.device)
         x = x.permute(0, 3, 1, 2).float()
-        x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
-        with self._autocast():
-            maps = self.net(x)
+        x = ((x - self._mean) / self._std).to(self.dtype).contiguous(memory_format=torch.channels_last)
+        maps = self.net(x)
         feats = gem(maps.float())
         return F.normalize(feats, dim=1).cpu().numpy().astype(np.float32)
 
