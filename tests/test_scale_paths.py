@@ -164,3 +164,10 @@ def test_choosing_the_model_does_not_import_torch():
                          env=dict(os.environ, DOPPEL_OFFLINE="1"), check=True).stdout.split()
     assert out == ["efficientnet-lite0-imagenet", "1280", "False"]
 
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator only")
+def test_scan_processes_keep_freed_memory_for_the_next_batch():
+    code = ("import ctypes, ctypes.util; from app.core.allocator import keep_freed_memory; "
+            "print(keep_freed_memory(), keep_freed_memory())")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True"]

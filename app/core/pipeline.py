@@ -21,6 +21,7 @@ import numpy as np
 
 from app import __version__
 from app.core import grouping, pair_cache, ranking, verify
+from app.core.allocator import keep_freed_memory
 from app.core.decode import Decoded, decode_file
 from app.core.library import Library, Row, path_id
 from app.core.pair_cache import PairCache
@@ -71,6 +72,7 @@ class ScanResult:
 
 def _init_worker():
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the parent only
+    keep_freed_memory()
 
 
 def default_workers() -> int:
@@ -269,6 +271,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
     ``keep_signatures=False``: the result will not be regrouped (ScanResult.regroup needs the
     signatures of paired photos), so an unchanged library's need not be loaded."""
     progress = progress or Progress()
+    keep_freed_memory()
 
     def rank(groups):
         ranking.rank_groups(groups, keeper_rule, reference_folders=reference_folders, preferred_folder=preferred_folder)
