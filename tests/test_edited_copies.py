@@ -1,6 +1,7 @@
 """Pins what the verification stage finds (crops, turns, mirrors, borders) and what it refuses."""
 import os
 
+import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
@@ -51,6 +52,29 @@ def test_two_halves_of_one_scene_do_not_verify(base):
 def test_different_photos_do_not_verify(base):
     for seed in (73, 74, 75):
         assert verify.best_match(sig(base), sig(ig.photo(seed, (900, 600))), cosine=0.9).score < 0.9
+
+
+def _sky(seed, size=(900, 600)):
+    """A featureless photo: a smooth two-way gradient (an evening sky) with sensor noise."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w] / max(w, h)
+    a, b, c = rng.uniform(0.3, 1.0, 3)
+    base = 60 + 150 * (a * y + b * x * x + c * x * y) / (a + b + c)
+    rgb = np.stack([base * k for k in rng.uniform(0.7, 1.1, 3)], axis=2) + rng.normal(0, 3, (h, w, 3))
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
+
+
+def test_a_featureless_crop_is_not_found_inside_another_photo(base):
+    """A patch of smooth sky lines up with any smooth area; it is no evidence of a crop."""
+    box = (200, 150, 500, 550)  # portrait: no whole-frame reading, only the crop search
+    for seed in (81, 82, 83):
+        other, patch = _sky(seed), _sky(seed + 10).crop(box)
+        assert verify.detail(sig(patch)) < verify.MIN_DETAIL
+        assert verify.best_match(sig(other), sig(patch), cosine=0.9).score < 0.9
+    # while the same crop of a photo with detail is still found
+    m = verify.best_match(sig(base), sig(base.crop(box)), cosine=0.9)
+    assert m.score >= 0.93 and m.how == "crop"
 
 
 def test_overlapping_crops_share_a_group_and_strips_stay_apart(tmp_path, library, embedder):
