@@ -31,6 +31,14 @@ MIN_STD = 4.0  # a near-flat template (fog, a white wall) matches anything
 # different photos scored 0.40-0.88 here and joined groups. Every photo of both dev corpora
 # has >= 2.4 (crops, zooms: >= 5.6).
 MIN_DETAIL = 1.5
+# Up to this much detail, a reading (frame, crop, turn) must also line up in fine detail
+# (``fine_agreement``): smooth shading alone lines up at NCC 0.95-0.996 between different
+# low-detail photos of the timing corpus, whose fine detail then agrees at 0.00-0.11. True copies
+# of the dev corpora agree at >= 0.81 (frames) and >= 0.32 (crops, zooms, borders); slightly
+# turned copies read as crops agree at only 0.09-0.22, which is why photos with more detail than
+# this are not checked.
+DETAIL_CHECK_BELOW = 4.0
+FINE_MIN = 0.45
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,20 @@ def detail(sig: np.ndarray) -> float:
     """Standard deviation of the signature's fine detail (what a 2 px blur removes)."""
     f = sig.astype(np.float32)
     return float((f - cv2.GaussianBlur(f, (0, 0), 2.0)).std())
+
+
+def fine_agreement(outer: np.ndarray, inner: np.ndarray, rect: tuple) -> float:
+    """NCC of the finest detail (what a 1 px blur removes) of ``inner`` and of the part of
+    ``outer`` it was placed on (``rect``: x, y, w, h in ``outer`` pixels)."""
+    x, y, w, h = rect
+    region = outer[y:y + h, x:x + w].astype(np.float32)
+    placed = cv2.resize(inner, (region.shape[1], region.shape[0]), interpolation=cv2.INTER_AREA).astype(np.float32)
+    fa = region - cv2.GaussianBlur(region, (0, 0), 1.0)
+    fb = placed - cv2.GaussianBlur(placed, (0, 0), 1.0)
+    fa -= fa.mean()
+    fb -= fb.mean()
+    n = float(np.linalg.norm(fa) * np.linalg.norm(fb))
+    return float((fa * fb).sum()) / n if n > 0 else 0.0
 
 
 def _frame_score(ra: np.ndarray, za: np.ndarray, rb: np.ndarray, zb: np.ndarray) -> float:
@@ -273,6 +295,11 @@ def best_match(a, b, good_enough: float = 0.985, cosine: float = 1.0) -> Match:
     pa = a if isinstance(a, Prepared) else prepare(a)
     pb = b if isinstance(b, Prepared) else prepare(b)
     a_raw, b_raw = pa.raw, pb.raw
+    low_detail = min(pa.detail, pb.detail) < DETAIL_CHECK_BELOW
+
+    def fine(outer, inner, rect) -> bool:
+        return not low_detail or (len(rect) == 4 and fine_agreement(outer, inner, rect) >= FINE_MIN)
+
     best = Match(-1.0, "frame", 0, 1.0)
     frame_t = 0
     frame_best = -2.0
@@ -281,8 +308,9 @@ def best_match(a, b, good_enough: float = 0.985, cosine: float = 1.0) -> Match:
             v = _frame_score(pa.small[0], pa.zs[0], pb.small[t], pb.zs[t])
             if v > frame_best:
                 frame_best, frame_t = v, t
-            if v > best.score:
-                best = Match(v, "frame", t, 1.0, "a", (0, 0, a_raw.shape[1], a_raw.shape[0]))
+            whole = (0, 0, a_raw.shape[1], a_raw.shape[0])
+            if v > best.score and fine(a_raw, pb.view(t), whole):
+                best = Match(v, "frame", t, 1.0, "a", whole)
     if best.score >= good_enough or cosine < CROP_MIN_COSINE:
         return best
     # When the best whole frame is a quarter turn, both quarter turns are tried: a crop and a
@@ -300,7 +328,7 @@ def best_match(a, b, good_enough: float = 0.985, cosine: float = 1.0) -> Match:
     tries.sort(key=lambda x: -x[0])
     for _, t, outer, inner, side, co in tries[:2]:  # full-size search where the coarse one lined up best
         v, sc, rect = contains(outer, inner, coarse=co)
-        if v > best.score + 1e-6:
+        if v > best.score + 1e-6 and fine(outer, inner, rect):
             # "frame" only when the inner side fills the outer one: a full-width strip matches at
             # scale 1.0 but is a crop, and covers() must not let it stand for the whole photo.
             filled = rect and rect[2] * rect[3] >= 0.95 * outer.shape[0] * outer.shape[1]
@@ -336,7 +364,9 @@ def best_match(a, b, good_enough: float = 0.985, cosine: float = 1.0) -> Match:
     picked = [t for t in tries if t[1] == "a"][:2] + [t for t in tries if t[1] == "b"][:2]
     turns = []
     for _, side, outer, inner, turned, deg, co in picked:
-        v, sc, _ = contains(outer, inner, min_scale=0.6, coarse=co)
+        v, sc, rect = contains(outer, inner, min_scale=0.6, coarse=co)
+        if not fine(outer, inner, rect):
+            v = -1.0
         # scale of the whole turned frame, not of the corner-free window that was matched:
         # above 1 the turned side shows more than the outer one (see covers())
         turns.append(Match(v, "turn", 0, sc / turn_window(turned.shape, deg), side))
