@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import traceback
 
 from app import paths
@@ -9,6 +10,21 @@ from app.core.progress import Progress
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
+
+SCAN_NICENESS = 5
+
+
+def _yield_to_the_window() -> None:
+    """Run the scan (and the workers it starts, which inherit this) at a lower CPU priority.
+
+    The scan keeps every core busy; at equal priority the window waited for a time slice behind
+    three busy processes on two cores, and a groups-so-far update of 60 ms in the window took
+    up to 140 ms of wall time. An idle window leaves the scan all the CPU it had.
+    """
+    try:
+        os.nice(SCAN_NICENESS)
+    except (AttributeError, OSError):  # no os.nice (Windows), or not allowed: run as is
+        pass
 
 
 def run_scan(folders: list[str], settings: Settings, partial_every: float, messages, cancel_event,
@@ -21,6 +37,7 @@ def run_scan(folders: list[str], settings: Settings, partial_every: float, messa
     """
     import threading
 
+    _yield_to_the_window()
     if log_to_file:
         from app.gui.errors import setup_logging
 
