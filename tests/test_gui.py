@@ -58,6 +58,25 @@ def test_scan_through_worker_fills_the_group_model(qtbot, window, photos):
     assert "fallback" in window.notice_label.text()
 
 
+def test_finished_scan_is_shown_as_linked_unless_the_slider_moved_meanwhile(qtbot, window, photos, monkeypatch):
+    """Linking a large library takes seconds: the window must not redo it at the end of a scan."""
+    from app.core.pipeline import ScanResult
+
+    relinked = []
+    real = ScanResult.regroup
+    monkeypatch.setattr(ScanResult, "regroup", lambda self, *a, **k: (relinked.append(a[0]), real(self, *a, **k)))
+    result = scan(qtbot, window, photos)
+    assert relinked == [] and window.model.rowCount() == 2
+    assert [len(window.model.group(i).members) for i in range(2)] == [len(g.members) for g in result.groups]
+    # the strictest setting chosen while a scan runs: its groups are linked again when it ends
+    with qtbot.waitSignal(window.scan_finished, timeout=120_000):
+        window.start_scan()
+        window.similarity.setValue(100)
+    qtbot.waitUntil(lambda: window.scan_thread is None, timeout=10_000)
+    # once for the groups on screen when the slider moved, once for the new scan's when it ended
+    assert relinked == [1.0, 1.0]
+
+
 def test_keyboard_keep_trash_and_next_group(qtbot, window, photos):
     scan(qtbot, window, photos)
     view = window.view
@@ -278,3 +297,15 @@ def test_signals_do_not_leak_references():
     t.join()
     after = sys.getrefcount(True), sys.getrefcount(False)
     assert after[0] >= before[0] - 20 and after[1] >= before[1] - 20, (before, after)
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="no process priorities here")
+def test_scan_process_runs_at_a_lower_priority_than_the_window():
+    import subprocess
+    import sys
+
+    code = ("import os; from app.gui import scan_process as sp; before = os.nice(0); sp._yield_to_the_window(); "
+            "print(os.nice(0) - before, sp.SCAN_NICENESS)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == out[1] and int(out[0]) > 0

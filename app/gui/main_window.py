@@ -224,6 +224,7 @@ class MainWindow(QMainWindow):
             QMessageBox.information(self, APP_NAME, "Add at least one photo folder first.")
             return
         self.scan_worker = ScanWorker(folders, self.settings)
+        self._scan_grouping = self._grouping_settings()
         self.scan_worker.progress.connect(self._on_progress)
         self.scan_worker.partial.connect(self._on_partial)
         self.scan_worker.notice.connect(self._on_notice)
@@ -309,7 +310,10 @@ class MainWindow(QMainWindow):
         self.progress_label.setText(
             f"{state}: {s.files} files, {s.embedded} read, {s.skipped} unchanged, {s.problems} problems, "
             f"{len(result.groups)} groups in {s.seconds:.1f} s. Model: {result.model}")
-        self.regroup()
+        if self._grouping_settings() == self._scan_grouping:
+            self._show_groups(result.groups)  # linked with these settings already, in the scan process
+        else:  # the slider or keeper rule moved during the scan
+            self.regroup()
         self.statusBar().showMessage(f"{len(result.groups)} groups", 5000)
         if result.problems:
             self.statusBar().showMessage(f"{len(result.problems)} files could not be read — see the details")
@@ -325,6 +329,11 @@ class MainWindow(QMainWindow):
         self.cancel_button.setEnabled(False)
 
     # -- review -------------------------------------------------------------------------
+    def _grouping_settings(self) -> tuple:
+        s = self.settings
+        return (self.similarity.value() / 100, self.keeper_rule.currentData(), tuple(s.reference_folders),
+                s.preferred_folder)
+
     def regroup(self, *_):
         self.settings.similarity = self.similarity.value() / 100
         self.settings.keeper_rule = self.keeper_rule.currentData()
