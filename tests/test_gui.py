@@ -107,6 +107,21 @@ def test_similarity_slider_regroups_without_rescanning(qtbot, window, photos):
     assert window.model.rowCount() == 2
 
 
+def test_dragging_the_slider_regroups_once_on_release(qtbot, window, photos, monkeypatch):
+    from app.core.pipeline import ScanResult
+
+    scan(qtbot, window, photos)
+    relinked = []
+    real = ScanResult.regroup
+    monkeypatch.setattr(ScanResult, "regroup", lambda self, *a, **k: (relinked.append(a[0]), real(self, *a, **k)))
+    window.similarity.setSliderDown(True)  # what a mouse drag does
+    for v in range(55, 100, 5):
+        window.similarity.setSliderPosition(v)
+    assert relinked == []
+    window.similarity.setSliderDown(False)
+    assert relinked == [0.95] and window.settings.similarity == 0.95
+
+
 def test_trash_moves_files_to_real_trash_and_journals(qtbot, window, photos):
     from app import paths
 
