@@ -357,7 +357,8 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
     good = [r for r in in_scope if not r.problem]
     groups: list[grouping.Group] = []
     pairs: list[grouping.Pair] = []
-    overlaps: dict = {}
+    # the groups-so-far updates checked these pairs' overlaps already (same verified outcomes)
+    overlaps: dict = partial.overlaps if partial is not None else {}
     if not stats.cancelled:
         cache = PairCache.open(library.location, library.collection,
                                {"top_k": grouping.TOP_K, "candidate_cosine": grouping.CANDIDATE_COSINE,
