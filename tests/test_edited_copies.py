@@ -167,3 +167,18 @@ def test_a_whole_family_of_edits_is_one_group(tmp_path, library, embedder):
     groups = [sorted(os.path.basename(m.row.path) for m in g.members) for g in result.groups]
     assert groups == [["border.jpg", "corner_ne.jpg", "corner_sw.jpg", "mirror.jpg", "original.jpg",
                        "small.jpg", "turn3.jpg", "zoom.jpg"]]
+
+
+def test_a_photo_prepared_once_judges_every_partner_as_a_fresh_one_would(base):
+    # verify_chunk prepares each photo once and keeps its resized templates across pairs;
+    # partners of other shapes (portrait, panorama strip, square crop) ask for other sizes.
+    partners = [ig.crop_fraction(base, 0.7), base.rotate(90, expand=True), base.crop((0, 0, 900, 200)),
+                base.crop((100, 0, 700, 600)), ig.photo(72, (600, 900)), ig.crop_fraction(base.rotate(3), 0.85),
+                ImageOps.expand(base, border=40, fill="white")]
+    sigs = {0: sig(base), **{i: sig(p) for i, p in enumerate(partners, 1)}}
+    items = [(0, i, 0.95) for i in range(1, len(sigs))] + [(i, 0, 0.95) for i in range(1, len(sigs))]
+    kept = verify.verify_chunk(items, sigs)
+    assert len(verify.prepare(sigs[0]).views) == 0  # a fresh one keeps nothing yet
+    for a, b, cos, m in kept:
+        assert m == verify.best_match(verify.prepare(sigs[a]), verify.prepare(sigs[b]), cosine=cos)
+    assert sum(m.score >= 0.93 for *_, m in kept) >= 8  # real matches among them, not only refusals

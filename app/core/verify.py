@@ -95,6 +95,12 @@ class Prepared:
             self.views[key] = (h, h.astype(np.float32))
         return self.views[key]
 
+    def half_templates(self, t: int = 0, degrees: float = 0.0) -> dict:
+        """Templates resized from that half-size view, by size: the coarse sweeps of every pair
+        this photo is in ask for the same few sizes (the scale grid is fixed and most outer
+        sides share a width), so each is made once."""
+        return self.views.setdefault(("templates", t, degrees), {})
+
 
 def prepare(sig: np.ndarray) -> Prepared:
     eq = cv2.equalizeHist(sig)
@@ -143,9 +149,10 @@ def _aspect(a: np.ndarray) -> float:
 
 
 def _ncc_at(outer_f: np.ndarray, inner: np.ndarray, s: float, min_template: int = MIN_TEMPLATE,
-            centre: tuple | None = None) -> tuple[float, tuple]:
+            centre: tuple | None = None, templates: dict | None = None) -> tuple[float, tuple]:
     """NCC of ``inner`` resized to scale ``s`` of ``outer_f``, at its best position: anywhere, or
-    within WINDOW px of ``centre`` (where the match's centre lies, in ``outer_f`` pixels)."""
+    within WINDOW px of ``centre`` (where the match's centre lies, in ``outer_f`` pixels).
+    ``templates``: resized versions of ``inner`` by size (filled here), when they are kept."""
     oh, ow = outer_f.shape
     ih, iw = inner.shape
     tw = int(round(s * ow))
@@ -155,10 +162,14 @@ def _ncc_at(outer_f: np.ndarray, inner: np.ndarray, s: float, min_template: int 
         tw = int(round(th * iw / ih))
     if tw < min_template or th < min_template or tw > ow or th > oh:
         return -1.0, ()
-    t = cv2.resize(inner, (tw, th), interpolation=cv2.INTER_AREA)
-    if _std(t) < MIN_STD:
+    t = templates.get((tw, th)) if templates is not None else None
+    if t is None:
+        t = cv2.resize(inner, (tw, th), interpolation=cv2.INTER_AREA)
+        t = t.astype(np.float32) if _std(t) >= MIN_STD else False  # False: too flat to place
+        if templates is not None:
+            templates[(tw, th)] = t
+    if t is False:
         return -1.0, ()
-    t = t.astype(np.float32)
     x0 = y0 = 0
     area = outer_f
     if centre is not None:
@@ -191,15 +202,16 @@ def _half(a: np.ndarray) -> np.ndarray:
 
 
 def coarse_scales(outer: np.ndarray, inner: np.ndarray, min_scale: float = 0.4,
-                  halves: tuple | None = None) -> list[tuple[float, float, tuple]]:
+                  halves: tuple | None = None, templates: dict | None = None) -> list[tuple[float, float, tuple]]:
     """(score, scale, centre) of ``inner`` slid over ``outer`` on half-size signatures, best first;
     the centre of the best placement is in full-size pixels. ``halves``: (outer as float32,
-    inner as uint8) at half size, when already made."""
+    inner as uint8) at half size, when already made; ``templates``: the inner half's kept
+    resized versions (``Prepared.half_templates``)."""
     outer_c, inner_c = halves or (_half(outer).astype(np.float32), _half(inner))
     coarse = []
     s = 1.0
     while s >= min_scale * COARSE_STEP:
-        v, rect = _ncc_at(outer_c, inner_c, s, MIN_TEMPLATE // 2)
+        v, rect = _ncc_at(outer_c, inner_c, s, MIN_TEMPLATE // 2, templates=templates)
         coarse.append((v, s, _centre(rect, 2.0) if rect else None))
         s *= COARSE_STEP
     coarse.sort(key=lambda c: (-c[0], -c[1]))
@@ -321,11 +333,11 @@ def best_match(a, b, good_enough: float = 0.985, cosine: float = 1.0) -> Match:
     tries = []
     for t in sorted(turns):
         bt = pb.view(t)
-        for outer, inner, side, halves in ((a_raw, bt, "a", (pa.half()[1], pb.half(t)[0])),
-                                           (bt, a_raw, "b", (pb.half(t)[1], pa.half()[0]))):
+        for outer, inner, side, halves, kept in ((a_raw, bt, "a", (pa.half()[1], pb.half(t)[0]), pb.half_templates(t)),
+                                                 (bt, a_raw, "b", (pb.half(t)[1], pa.half()[0]), pa.half_templates())):
             if (pb if side == "a" else pa).detail < MIN_DETAIL:
                 continue
-            co = coarse_scales(outer, inner, halves=halves)
+            co = coarse_scales(outer, inner, halves=halves, templates=kept)
             tries.append((co[0][0], t, outer, inner, side, co))
     tries.sort(key=lambda x: -x[0])
     for _, t, outer, inner, side, co in tries[:2]:  # full-size search where the coarse one lined up best
@@ -351,7 +363,8 @@ def best_match(a, b, good_enough: float = 0.985, cosine: float = 1.0) -> Match:
                 if pt.detail < MIN_DETAIL:
                     continue
                 outer, turned, inner = po.raw, pt.raw, pt.view(0, deg)
-                co = coarse_scales(outer, inner, 0.6, halves=(po.half()[1], pt.half(0, deg)[0]))
+                co = coarse_scales(outer, inner, 0.6, halves=(po.half()[1], pt.half(0, deg)[0]),
+                                   templates=pt.half_templates(0, deg))
                 tries.append((co[0][0], side, outer, inner, turned, deg, co))
 
     tries = []
