@@ -158,9 +158,14 @@ def test_a_file_reached_through_links_is_listed_once(tmp_path):
     os.symlink(real / "a.jpg", real / "link_to_a.jpg")  # a file link beside its target
     os.symlink(real, tmp_path / "alias")  # the same folder under another name
     os.symlink(real / "deep", real / "deep_alias")  # a folder link inside the tree
-    for roots in ([real], [tmp_path / "alias"], [real, tmp_path / "alias"], [tmp_path / "alias", real]):
+    os.symlink(tmp_path / "alias", tmp_path / "alias_of_alias")  # a link to a link
+    for roots in ([real], [tmp_path / "alias"], [real, tmp_path / "alias"], [tmp_path / "alias", real],
+                  [tmp_path / "alias_of_alias", real / "deep_alias"]):
         names = sorted(Path(e.path).name for e in walk([str(r) for r in roots]))
         assert names == ["a.jpg", "b.jpg"], roots
+    # a folder below a linked one, given beside its real self
+    for roots in ([tmp_path / "alias" / "deep", real / "deep"], [real / "deep_alias", tmp_path / "alias_of_alias" / "deep"]):
+        assert [Path(e.path).name for e in walk([str(r) for r in roots])] == ["b.jpg"], roots
 
 
 def test_partial_groups_during_scan_agree_with_the_final_groups(photo_folder, library, embedder):

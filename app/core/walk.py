@@ -68,12 +68,13 @@ def walk(folders: Iterable[str], problems: list | None = None, progress=None) ->
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[str] = set()
     problems = problems if problems is not None else []
-    # (folder, reached through a symbolic link): only paths through a link need resolving to
-    # find the same file twice (os.path.realpath costs 70 us a file: a third of a rescan's walk)
+    # (folder, its real path when it is reached through a symbolic link, else None): only paths
+    # through a link need resolving to find the same file twice, and a folder is resolved once,
+    # not each file in it (os.path.realpath costs ~100 us a file: a third of a rescan's walk)
     roots = [os.path.abspath(os.path.expanduser(f)) for f in folders]
-    stack = [(f, os.path.realpath(f) != f) for f in roots][::-1]
+    stack = [(f, r if r != f else None) for f, r in ((f, os.path.realpath(f)) for f in roots)][::-1]
     while stack:
-        top, linked = stack.pop()
+        top, real_top = stack.pop()
         try:
             st = os.stat(top)
         except OSError as exc:
@@ -103,14 +104,16 @@ def walk(folders: Iterable[str], problems: list | None = None, progress=None) ->
             except OSError as exc:
                 problems.append(WalkProblem(e.path, f"cannot read: {exc.strerror or exc}"))
                 continue
+            link = e.is_symlink()
             if stat.S_ISDIR(st.st_mode):
-                subdirs.append((e.path, linked or e.is_symlink()))
+                subdirs.append((e.path, os.path.realpath(e.path) if link else
+                                os.path.join(real_top, e.name) if real_top else None))
                 continue
             if not stat.S_ISREG(st.st_mode):
                 continue
             if not _is_candidate(e.path, e.name):
                 continue
-            real = os.path.realpath(e.path) if linked or e.is_symlink() else e.path
+            real = os.path.realpath(e.path) if link else os.path.join(real_top, e.name) if real_top else e.path
             if real in seen_files:
                 continue  # the same file reached through a symlink
             seen_files.add(real)
