@@ -10,6 +10,10 @@ then measures, one after the other on this machine:
 - a rescan of the unchanged library (nothing decoded);
 - each peer through ../shared/bench/run_benchmark.sh (its `setup.sh` must have run; FEAS_VENV
   names the venv with Pillow/numpy/imagehash it needs, default bench/work/feas-venv);
+Every run starts after the corpus has been read into the page cache once more: on a VM that
+hands idle cache back to its host (this project's machines), pages read minutes earlier are gone,
+and a tool run last would otherwise read from disk while the first read from memory. How much of
+the corpus is still cached when Doppel's first scan starts and ends is printed (util-linux fincore).
 and prints one table with Doppel's speed ratio to each peer. ``--weights`` times ResNet-50 from a
 weights file (any ResNet-50 state dict: for speed the values of the weights do not matter).
 """
@@ -57,6 +61,20 @@ def tree_rss_kb(pid: int) -> int:
     return total
 
 
+def cached_mb(folder: Path) -> float:
+    """MB of the files under ``folder`` held in the page cache (fincore), or NaN without fincore."""
+    files = [str(p) for p in folder.rglob("*") if p.is_file()]
+    total = 0
+    for s in range(0, len(files), 500):
+        try:
+            out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES"] + files[s:s + 500],
+                                 capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return float("nan")
+        total += sum(int(x) for x in out.split())
+    return total / 1e6
+
+
 def timed(cmd: list[str], env=None) -> tuple[float, int, int]:
     """(wall seconds, peak tree RSS in kB, exit code), memory sampled every 0.1 s."""
     t0 = time.monotonic()
@@ -94,8 +112,11 @@ def main():
     files = sum(len(f) for _, _, f in os.walk(images))
     print(f"corpus {images}: {files} files, "
           f"{sum(p.stat().st_size for p in images.rglob('*') if p.is_file()) / 1e9:.2f} GB")
-    print("warming the page cache (every tool then reads from memory, as run_benchmark.sh does)")
-    subprocess.run(f"find '{images}' -type f -exec cat {{}} + > /dev/null", shell=True, check=True)
+    def warm():
+        subprocess.run(f"find '{images}' -type f -exec cat {{}} + > /dev/null", shell=True, check=True)
+
+    print("warming the page cache before each run (run_benchmark.sh does the same for each peer)")
+    warm()
 
     env = dict(os.environ, DOPPEL_OFFLINE="1")
     if args.weights:
@@ -105,7 +126,9 @@ def main():
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink()
     report = work / "speed-report.json"
     cmd = [sys.executable, "-m", "app.cli", "scan", str(images), "--library", str(lib), "--json", str(report), "--quiet"]
+    before = cached_mb(images)
     first, first_mem, rc = timed(cmd, env)
+    print(f"corpus in the page cache: {before:.0f} MB when the first scan started, {cached_mb(images):.0f} MB when it ended")
     if rc:
         sys.exit(f"doppel-cli scan failed ({rc})")
     data = json.loads(report.read_text())
@@ -120,7 +143,8 @@ def main():
         out = work / "speed-peers"
         feas = os.environ.get("FEAS_VENV") or str(work / "feas-venv")
         penv = dict(os.environ, FEAS_VENV=feas, BENCH_WORK=os.environ.get("BENCH_WORK", str(work / "peers")))
-        subprocess.run(["bash", str(shared / "run_benchmark.sh"), str(corpus), str(out)] + args.peers, env=penv, check=False)
+        for name in args.peers:  # one call each: run_benchmark.sh warms the cache before its tools
+            subprocess.run(["bash", str(shared / "run_benchmark.sh"), str(corpus), str(out), name], env=penv, check=False)
         for name in args.peers:
             t = out / f"{name}.time"
             if t.exists() and (out / f"{name}.json").exists():
