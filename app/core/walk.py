@@ -72,7 +72,7 @@ def walk(folders: Iterable[str], problems: list | None = None, progress=None) ->
     # through a link need resolving to find the same file twice, and a folder is resolved once,
     # not each file in it (os.path.realpath costs ~100 us a file: a third of a rescan's walk)
     roots = [os.path.abspath(os.path.expanduser(f)) for f in folders]
-    stack = [(f, r if r != f else None) for f, r in ((f, os.path.realpath(f)) for f in roots)][::-1]
+    stack = [(f, r if (r := os.path.realpath(f)) != f else None) for f in roots][::-1]
     while stack:
         top, real_top = stack.pop()
         try:
@@ -104,16 +104,16 @@ def walk(folders: Iterable[str], problems: list | None = None, progress=None) ->
             except OSError as exc:
                 problems.append(WalkProblem(e.path, f"cannot read: {exc.strerror or exc}"))
                 continue
-            link = e.is_symlink()
+            # the entry's real path where a link is involved; None: e.path is its real path
+            real = os.path.realpath(e.path) if e.is_symlink() else os.path.join(real_top, e.name) if real_top else None
             if stat.S_ISDIR(st.st_mode):
-                subdirs.append((e.path, os.path.realpath(e.path) if link else
-                                os.path.join(real_top, e.name) if real_top else None))
+                subdirs.append((e.path, real))
                 continue
             if not stat.S_ISREG(st.st_mode):
                 continue
             if not _is_candidate(e.path, e.name):
                 continue
-            real = os.path.realpath(e.path) if link else os.path.join(real_top, e.name) if real_top else e.path
+            real = real or e.path
             if real in seen_files:
                 continue  # the same file reached through a symlink
             seen_files.add(real)
