@@ -170,7 +170,7 @@ def test_a_whole_family_of_edits_is_one_group(tmp_path, library, embedder):
 
 
 def test_a_photo_prepared_once_judges_every_partner_as_a_fresh_one_would(base):
-    # verify_chunk prepares each photo once and keeps its resized templates across pairs;
+    # verify_chunk prepares each photo once and keeps its resized templates (half and full size);
     # partners of other shapes (portrait, panorama strip, square crop) ask for other sizes.
     partners = [ig.crop_fraction(base, 0.7), base.rotate(90, expand=True), base.crop((0, 0, 900, 200)),
                 base.crop((100, 0, 700, 600)), ig.photo(72, (600, 900)), ig.crop_fraction(base.rotate(3), 0.85),

@@ -95,11 +95,12 @@ class Prepared:
             self.views[key] = (h, h.astype(np.float32))
         return self.views[key]
 
-    def half_templates(self, t: int = 0, degrees: float = 0.0) -> dict:
-        """Templates resized from that half-size view, by size: the coarse sweeps of every pair
-        this photo is in ask for the same few sizes (the scale grid is fixed and most outer
-        sides share a width), so each is made once."""
-        return self.views.setdefault(("templates", t, degrees), {})
+    def templates(self, t: int = 0, degrees: float = 0.0, half: bool = False) -> dict:
+        """Templates resized from that view (or its half-size version), by size: the sweeps of
+        every pair this photo is in ask for the same few sizes (the coarse scale grid is fixed,
+        the full-size sweep steps around it, and most outer sides share a width), so each is
+        made once."""
+        return self.views.setdefault(("templates", half, t, degrees), {})
 
 
 def prepare(sig: np.ndarray) -> Prepared:
@@ -165,11 +166,12 @@ def _ncc_at(outer_f: np.ndarray, inner: np.ndarray, s: float, min_template: int 
     t = templates.get((tw, th)) if templates is not None else None
     if t is None:
         t = cv2.resize(inner, (tw, th), interpolation=cv2.INTER_AREA)
-        t = t.astype(np.float32) if _std(t) >= MIN_STD else False  # False: too flat to place
+        t = t if _std(t) >= MIN_STD else False  # False: too flat to place
         if templates is not None:
-            templates[(tw, th)] = t
+            templates[(tw, th)] = t  # as uint8: a quarter of the memory, converted in ~1 us
     if t is False:
         return -1.0, ()
+    t = t.astype(np.float32)
     x0 = y0 = 0
     area = outer_f
     if centre is not None:
@@ -206,7 +208,7 @@ def coarse_scales(outer: np.ndarray, inner: np.ndarray, min_scale: float = 0.4,
     """(score, scale, centre) of ``inner`` slid over ``outer`` on half-size signatures, best first;
     the centre of the best placement is in full-size pixels. ``halves``: (outer as float32,
     inner as uint8) at half size, when already made; ``templates``: the inner half's kept
-    resized versions (``Prepared.half_templates``)."""
+    resized versions (``Prepared.templates``)."""
     outer_c, inner_c = halves or (_half(outer).astype(np.float32), _half(inner))
     coarse = []
     s = 1.0
@@ -219,12 +221,13 @@ def coarse_scales(outer: np.ndarray, inner: np.ndarray, min_scale: float = 0.4,
 
 
 def contains(outer: np.ndarray, inner: np.ndarray, min_scale: float = 0.4,
-             coarse: list | None = None) -> tuple[float, float, tuple]:
+             coarse: list | None = None, templates: dict | None = None) -> tuple[float, float, tuple]:
     """Best NCC of ``inner`` resized onto a sub-window of ``outer``, and at which scale.
 
     Coarse to fine: a sweep on half-size signatures finds the promising scales, a full-size sweep
     around them the exact one (a 2 % scale error is already a 2 px misalignment at the edge of a
     96 px signature). Returns the coarse score (below the gate) when nothing is promising.
+    ``templates``: ``inner``'s kept resized versions (``Prepared.templates``).
     """
     coarse = coarse if coarse is not None else coarse_scales(outer, inner, min_scale)
     if coarse[0][0] < COARSE_GATE:
@@ -235,7 +238,8 @@ def contains(outer: np.ndarray, inner: np.ndarray, min_scale: float = 0.4,
     def at(s: float, centre: tuple):
         s = round(s, 5)
         if s not in tried:
-            tried[s] = _ncc_at(outer_f, inner, s, centre=centre) if min_scale <= s <= 1.0 else (-1.0, ())
+            tried[s] = (_ncc_at(outer_f, inner, s, centre=centre, templates=templates)
+                        if min_scale <= s <= 1.0 else (-1.0, ()))
         return tried[s][0]
 
     for v0, s0, c0 in coarse[:COARSE_KEEP]:
@@ -333,15 +337,15 @@ def best_match(a, b, good_enough: float = 0.985, cosine: float = 1.0) -> Match:
     tries = []
     for t in sorted(turns):
         bt = pb.view(t)
-        for outer, inner, side, halves, kept in ((a_raw, bt, "a", (pa.half()[1], pb.half(t)[0]), pb.half_templates(t)),
-                                                 (bt, a_raw, "b", (pb.half(t)[1], pa.half()[0]), pa.half_templates())):
-            if (pb if side == "a" else pa).detail < MIN_DETAIL:
+        for outer, inner, side, halves, pi, ti in ((a_raw, bt, "a", (pa.half()[1], pb.half(t)[0]), pb, t),
+                                                   (bt, a_raw, "b", (pb.half(t)[1], pa.half()[0]), pa, 0)):
+            if pi.detail < MIN_DETAIL:
                 continue
-            co = coarse_scales(outer, inner, halves=halves, templates=kept)
-            tries.append((co[0][0], t, outer, inner, side, co))
+            co = coarse_scales(outer, inner, halves=halves, templates=pi.templates(ti, half=True))
+            tries.append((co[0][0], t, outer, inner, side, co, pi.templates(ti)))
     tries.sort(key=lambda x: -x[0])
-    for _, t, outer, inner, side, co in tries[:2]:  # full-size search where the coarse one lined up best
-        v, sc, rect = contains(outer, inner, coarse=co)
+    for _, t, outer, inner, side, co, kept in tries[:2]:  # full-size search where the coarse one lined up best
+        v, sc, rect = contains(outer, inner, coarse=co, templates=kept)
         if v > best.score + 1e-6 and fine(outer, inner, rect):
             # "frame" only when the inner side fills the outer one: a full-width strip matches at
             # scale 1.0 but is a crop, and covers() must not let it stand for the whole photo.
@@ -364,8 +368,8 @@ def best_match(a, b, good_enough: float = 0.985, cosine: float = 1.0) -> Match:
                     continue
                 outer, turned, inner = po.raw, pt.raw, pt.view(0, deg)
                 co = coarse_scales(outer, inner, 0.6, halves=(po.half()[1], pt.half(0, deg)[0]),
-                                   templates=pt.half_templates(0, deg))
-                tries.append((co[0][0], side, outer, inner, turned, deg, co))
+                                   templates=pt.templates(0, deg, half=True))
+                tries.append((co[0][0], side, outer, inner, turned, deg, co, pt.templates(0, deg)))
 
     tries = []
     # The middle angles first: at half size a degree off costs a turned copy little, so pairs
@@ -378,8 +382,8 @@ def best_match(a, b, good_enough: float = 0.985, cosine: float = 1.0) -> Match:
     # covers() needs both readings, each at its best angle
     picked = [t for t in tries if t[1] == "a"][:2] + [t for t in tries if t[1] == "b"][:2]
     turns = []
-    for _, side, outer, inner, turned, deg, co in picked:
-        v, sc, rect = contains(outer, inner, min_scale=0.6, coarse=co)
+    for _, side, outer, inner, turned, deg, co, kept in picked:
+        v, sc, rect = contains(outer, inner, min_scale=0.6, coarse=co, templates=kept)
         if not fine(outer, inner, rect):
             v = -1.0
         # scale of the whole turned frame, not of the corner-free window that was matched:
