@@ -145,25 +145,39 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
     out: dict[tuple[int, int], tuple[float, verify.Match]] = {}
     if workers > 1 and len(keys) >= PARALLEL_MIN:
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
         # large chunks prepare each photo once for more of its pairs; at least 4 per worker
         # keep the workers evenly busy to the end
         size = max(200, min(CHUNK_MAX, -(-len(keys) // (workers * 4))))
         chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
-            futures = []
-            for chunk in chunks:
-                need = {i for key in chunk for i in key}
-                futures.append(ex.submit(verify.verify_chunk, [(a, b, cands[(a, b)]) for a, b in chunk],
-                                         {i: signature(i) for i in need}))
+            # Two chunks per worker at a time, not all of them: a waiting chunk holds its pairs
+            # and a reference to every signature it needs (about 150 kB; a 100,000-photo
+            # library makes about 550 chunks).
+            futures: set = set()
+            pending = iter(chunks)
+
+            def submit() -> None:
+                chunk = next(pending, None)
+                if chunk is not None:
+                    need = {i for key in chunk for i in key}
+                    futures.add(ex.submit(verify.verify_chunk, [(a, b, cands[(a, b)]) for a, b in chunk],
+                                          {i: signature(i) for i in need}))
+
+            for _ in range(workers * 2):
+                submit()
             try:
-                for fut in futures:
-                    done = fut.result()
-                    for a, b, cos, m in done:
-                        out[(a, b)] = (cos, m)
-                    if progress is not None:
-                        progress.advance(len(done))
+                while futures:
+                    finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        futures.discard(fut)
+                        done = fut.result()
+                        submit()
+                        for a, b, cos, m in done:
+                            out[(a, b)] = (cos, m)
+                        if progress is not None:
+                            progress.advance(len(done))
             except BaseException:
                 for fut in futures:
                     fut.cancel()
