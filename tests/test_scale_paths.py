@@ -95,6 +95,22 @@ def groups_of(result):
     return sorted(sorted(os.path.basename(m.row.path) for m in g.members) for g in result.groups)
 
 
+def test_a_first_scan_holds_each_vector_once_while_searching(tmp_path, library, embedder, monkeypatch):
+    root = tmp_path / "photos"
+    make_folder(root)
+    rows, searched, still_held = [], [], []
+    real_find, real_search, real_verify = pipeline.find_pairs, pipeline.grouping.candidate_pairs, pipeline.grouping.verify_candidates
+    monkeypatch.setattr(pipeline, "find_pairs", lambda good, *a, **k: rows.extend(good) or real_find(good, *a, **k))
+    monkeypatch.setattr(pipeline.grouping, "candidate_pairs",
+                        lambda ids, vectors, *a, **k: searched.append(vectors.shape) or real_search(ids, vectors, *a, **k))
+    monkeypatch.setattr(pipeline.grouping, "verify_candidates",
+                        lambda *a, **k: still_held.append(sum(r.vector is not None for r in rows)) or real_verify(*a, **k))
+    result = scan([str(root)], library, embedder, workers=0)
+    assert searched == [(5, library.dim)]  # the search had every photo's vector...
+    assert len(rows) == 5 and still_held == [0]  # ...and the rows kept none beside it
+    assert len(result.groups) == 1
+
+
 def test_rescan_regroups_from_the_pair_cache_and_new_files_join(tmp_path, library, embedder, monkeypatch):
     root = tmp_path / "photos"
     a = make_folder(root)

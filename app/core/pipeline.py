@@ -229,7 +229,14 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
             grouping.candidates_from_hits(cands, queries, hits, wanted)
         else:
             progress.note("Loading vectors")
-            cands = grouping.candidate_pairs(rep_ids, vectors_of(rep_ids), queries, progress)
+            matrix = vectors_of(rep_ids)
+            # The matrix holds them now and nothing after the search needs them: without this, a
+            # first scan held every vector twice while searching (800 MB more for 100,000 photos
+            # with ResNet-50).
+            for r in good:
+                r.vector = None
+            cands = grouping.candidate_pairs(rep_ids, matrix, queries, progress)
+            del matrix
     todo = {k: v for k, v in cands.items() if k not in verified}
 
     attach_signatures(library, by_id, {i for key in todo for i in key})
