@@ -43,7 +43,7 @@ DETAIL_CHECK_BELOW = 4.0
 FINE_MIN = 0.45
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a large library keeps a million of them
 class Match:
     score: float  # normalised cross-correlation, 1.0 = identical up to brightness/contrast
     how: str  # "frame", "crop" (one contains the other), "turn" (slightly rotated), "overlap"
