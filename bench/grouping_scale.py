@@ -76,12 +76,18 @@ def main():
             for i in range(n)]
     print(f"made {n} photos ({args.dim}-d vectors, {len(copies)} planted copies) in {time.monotonic() - t:.1f} s")
 
+    def mb() -> str:
+        return f"{tree_rss_kb(os.getpid()) / 1024:.0f} MB now, {peak[0] / 1024:.0f} MB peak"
+
+    print(f"memory with the photos made: {mb()}", flush=True)
     t0 = time.monotonic()
     ids = [r.id for r in rows]
     cands = grouping.candidate_pairs(ids, vec)
     t1 = time.monotonic()
+    print(f"after the search: {mb()}", flush=True)
     outcomes = grouping.verify_candidates(cands, lambda i: sig[i], workers=args.workers)
     t2 = time.monotonic()
+    print(f"after verification: {mb()}", flush=True)
     pairs = grouping.positive_pairs(outcomes)
     groups = grouping.groups_from_pairs(rows, pairs)
     t3 = time.monotonic()
