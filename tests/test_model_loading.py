@@ -107,3 +107,28 @@ def test_folding_batchnorms_keeps_the_outputs(which, resnet_weights):
     with torch.inference_mode():
         before, after = net(x), folded(x)
     assert torch.allclose(before, after, rtol=1e-3, atol=1e-3 * before.abs().max().item())
+
+
+def test_lite0_in_place_steps_give_the_plain_computation():
+    """The Lite0 blocks apply ReLU6 and the skip connection in place: each block must leave its
+    input untouched and return exactly what the out-of-place formula gives."""
+    import torch.nn.functional as F
+
+    from app.core import networks
+
+    net = networks.fold_batchnorms(networks.EfficientNetLite0Features(networks.load_state(M.fallback_weights_path())))
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        x = F.relu6(net._conv_stem(x))
+        skipped = 0
+        for b in net._blocks:
+            before = x.clone()
+            y = F.relu6(b._expand_conv(x)) if b.expand else x
+            y = b._project_conv(F.relu6(b._depthwise_conv(y)))
+            want = x + y if b.skip else y
+            got = b(x)
+            assert torch.equal(x, before)
+            assert torch.equal(got, want)
+            skipped += b.skip
+            x = got
+        assert skipped >= 8  # the skip connections were exercised
