@@ -132,3 +132,28 @@ def test_lite0_in_place_steps_give_the_plain_computation():
             skipped += b.skip
             x = got
         assert skipped >= 8  # the skip connections were exercised
+
+
+@pytest.mark.parametrize("kernel,stride,size", [(3, 1, 14), (5, 1, 7), (3, 2, 112), (5, 2, 56), (3, 2, 7), (5, 2, 15)])
+def test_same_padding_matches_tensorflow(kernel, stride, size):
+    """TF 'SAME': output ceil(size / stride), zeros split evenly with the odd one at the end,
+    whether the convolution pads by itself (even amounts) or is given a padded copy."""
+    import math
+
+    import torch.nn.functional as F
+
+    from app.core import networks
+
+    g = torch.Generator().manual_seed(kernel * 100 + stride * 10 + size)
+    conv = networks._SamePadConv(8, 8, kernel, stride=stride, groups=8, bias=True)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g))
+        conv.bias.copy_(torch.randn(conv.bias.shape, generator=g))
+    x = torch.randn(2, 8, size, size + 1, generator=g)
+    pads = [max((math.ceil(n / stride) - 1) * stride + kernel - n, 0) for n in (size + 1, size)]
+    padded = F.pad(x, [pads[0] // 2, pads[0] - pads[0] // 2, pads[1] // 2, pads[1] - pads[1] // 2])
+    want = F.conv2d(padded, conv.weight, conv.bias, stride, 0, 1, 8)
+    with torch.inference_mode():
+        got = conv(x)
+    assert got.shape[-2:] == (math.ceil(size / stride), math.ceil((size + 1) / stride))
+    assert torch.allclose(got, want, atol=1e-5)
