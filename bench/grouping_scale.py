@@ -83,6 +83,7 @@ def main():
     t0 = time.monotonic()
     ids = [r.id for r in rows]
     cands = grouping.candidate_pairs(ids, vec)
+    del vec, centres  # as in a scan: nothing after the search needs the vectors (pipeline.find_pairs)
     t1 = time.monotonic()
     print(f"after the search: {mb()}", flush=True)
     outcomes = grouping.verify_candidates(cands, lambda i: sig[i], workers=args.workers)
