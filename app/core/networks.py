@@ -66,7 +66,8 @@ class _SamePadConv(nn.Conv2d):
         pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
         if ph % 2 == 0 and pw % 2 == 0:
             # even on both sides (every stride-1 layer): the convolution pads by itself. F.pad
-            # fills and copies a whole new feature map, a fifth of the network's time in bf16.
+            # fills and copies a whole new feature map (all of them: a fifth of the network's
+            # time in bf16 here).
             return F.conv2d(x, self.weight, self.bias, self.stride, (ph // 2, pw // 2), self.dilation, self.groups)
         x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])  # TF puts the odd one at the end
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
