@@ -210,33 +210,24 @@ def test_scan_processes_keep_freed_memory_for_the_next_batch():
 def test_parallel_verification_keeps_few_chunks_waiting_and_agrees_with_one_process(monkeypatch):
     import concurrent.futures
 
-    import cv2
-
     from app.core import grouping
+    from app.core.decode import _signature
 
-    rng = np.random.default_rng(3)
     sigs = {}
-    for i in range(80):  # smooth scenes, every other one a resized and brightened copy of the one before
-        if i % 2:
-            small = cv2.resize(sigs[i - 1], (64, 48), interpolation=cv2.INTER_AREA)
-            sigs[i] = np.clip(cv2.resize(small, (96, 72)) * 1.1 + 5, 0, 255).astype(np.uint8)
-        else:
-            base = cv2.resize(rng.random((6, 8), dtype=np.float32), (96, 72), interpolation=cv2.INTER_CUBIC)
-            detail = cv2.resize(rng.random((18, 24), dtype=np.float32), (96, 72))
-            sigs[i] = np.clip((0.7 * base + 0.3 * detail) * 255, 0, 255).astype(np.uint8)
+    for i in range(80):  # photos, every other one a resized and brightened copy of the one before
+        im = ig.photo(300 + i, (320, 240)) if i % 2 == 0 else ig.brightened(ig.resized(im, 0.6), 1.1)
+        sigs[i] = _signature(im.convert("RGB"))
     # below CROP_MIN_COSINE: whole-frame checks only, so the test stays quick
     cands = {(a, b): 0.5 for a in range(80) for b in range(a + 1, 80) if (b - a) % 5 in (1, 2)}
     assert len(cands) > 6 * 200  # more chunks than are let wait at once
 
-    waiting, most = [0], [0]
+    submitted, most = [], [0]
 
     class Counting(concurrent.futures.ProcessPoolExecutor):
         def submit(self, *a, **k):
-            fut = super().submit(*a, **k)
-            waiting[0] += 1
-            most[0] = max(most[0], waiting[0])
-            fut.add_done_callback(lambda f: waiting.__setitem__(0, waiting[0] - 1))
-            return fut
+            submitted.append(super().submit(*a, **k))
+            most[0] = max(most[0], sum(not f.done() for f in submitted))
+            return submitted[-1]
 
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Counting)
     monkeypatch.setattr(grouping, "PARALLEL_MIN", 100)
