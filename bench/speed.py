@@ -112,11 +112,8 @@ def main():
     files = sum(len(f) for _, _, f in os.walk(images))
     print(f"corpus {images}: {files} files, "
           f"{sum(p.stat().st_size for p in images.rglob('*') if p.is_file()) / 1e9:.2f} GB")
-    def warm():
-        subprocess.run(f"find '{images}' -type f -exec cat {{}} + > /dev/null", shell=True, check=True)
-
     print("warming the page cache before each run (run_benchmark.sh does the same for each peer)")
-    warm()
+    subprocess.run(f"find '{images}' -type f -exec cat {{}} + > /dev/null", shell=True, check=True)
 
     env = dict(os.environ, DOPPEL_OFFLINE="1")
     if args.weights:
