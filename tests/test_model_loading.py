@@ -157,3 +157,25 @@ def test_same_padding_matches_tensorflow(kernel, stride, size):
         got = conv(x)
     assert got.shape[-2:] == (math.ceil(size / stride), math.ceil((size + 1) / stride))
     assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_a_large_batch_runs_on_the_cpu_in_small_forward_passes_in_order(embedder):
+    """Small forward passes are faster on a CPU (networks.CPU_BATCH); the vectors must still come
+    back one per image, in the order given."""
+    from app.core import networks
+
+    impl = embedder.load()
+    if impl.device.type != "cpu":
+        pytest.skip("chunking applies to CPU inference only")
+    n = networks.CPU_BATCH * 2 + 3
+    x = np.random.default_rng(4).integers(0, 255, (n, 224, 224, 3), dtype=np.uint8)
+    sizes = []
+    hook = impl.net.register_forward_hook(lambda mod, inp, out: sizes.append(inp[0].shape[0]))
+    try:
+        v = embedder.embed(x)
+    finally:
+        hook.remove()
+    assert sizes == [networks.CPU_BATCH, networks.CPU_BATCH, 3]
+    alone = np.concatenate([embedder.embed(x[i:i + 1]) for i in range(n)])
+    assert v.shape == alone.shape
+    assert np.min(np.sum(v * alone, axis=1)) > 0.999  # row i is image i's vector
