@@ -160,6 +160,32 @@ def test_an_unchanged_rescan_reuses_its_grouping(tmp_path, library, embedder, mo
     assert groups_of(third) == [["a.jpg", "a_bright.jpg", "a_gray.jpg", "a_small.jpg"]]
 
 
+def test_a_wider_scan_does_not_verify_remembered_pairs_again(tmp_path, library, embedder, monkeypatch):
+    """Adding a folder searches the old photos again (a new scope); their pairs remembered from the
+    last scan, the ones that failed verification included, are not verified a second time."""
+    root = tmp_path / "photos"
+    make_folder(root / "old")
+    ig.save(ig.photo(13, (800, 600)), root / "new" / "c.jpg")
+    real = pipeline.grouping.verify_candidates
+    verified = []
+
+    def spy(cands, *a, **k):
+        out = real(cands, *a, **k)
+        verified.append(out)
+        return out
+
+    monkeypatch.setattr(pipeline.grouping, "verify_candidates", spy)
+    scan([str(root / "old")], library, embedder, workers=0)
+    first = verified.pop()
+    loosest = pipeline.grouping.verify_threshold(0.0)
+    assert any(m.score < loosest for _, m in first.values())  # a remembered negative is in play
+
+    wider = scan([str(root / "old"), str(root / "new")], library, embedder, workers=0)
+    again = set().union(*(o.keys() for o in verified))
+    assert again and not again & first.keys()
+    assert groups_of(wider) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
+
+
 def test_a_changed_file_is_verified_again(tmp_path, library, embedder):
     root = tmp_path / "photos"
     make_folder(root)

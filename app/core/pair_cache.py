@@ -77,18 +77,21 @@ class PairCache:
     def close(self) -> None:
         self.db.close()
 
-    def outcomes(self, stamps: dict[int, int], min_score: float) -> tuple[dict, set]:
-        """For stored pairs whose two photos are in ``stamps`` unchanged: (a, b) -> (cosine, match)
-        of those scoring at least ``min_score``, and the set of all of them (verified either way)."""
-        known, good = set(), {}
+    def positives(self, stamps: dict[int, int], min_score: float) -> dict:
+        """(a, b) -> (cosine, match) for stored pairs scoring at least ``min_score`` whose two
+        photos are in ``stamps`` unchanged."""
+        good = {}
         for a, b, sa, sb, cos, score, how, t, scale, outer, rect in self.db.execute(
-                "SELECT a, b, sa, sb, cosine, score, how, transform, scale, outer_side, "
-                "CASE WHEN score >= ? THEN rect ELSE NULL END FROM pairs", (min_score,)):
+                "SELECT a, b, sa, sb, cosine, score, how, transform, scale, outer_side, rect FROM pairs "
+                "WHERE score >= ?", (min_score,)):
             if stamps.get(a) == sa and stamps.get(b) == sb:
-                known.add((a, b))
-                if score >= min_score:
-                    good[(a, b)] = (cos, verify.Match(score, how, t, scale, outer, tuple(json.loads(rect))))
-        return good, known
+                good[(a, b)] = (cos, verify.Match(score, how, t, scale, outer, tuple(json.loads(rect))))
+        return good
+
+    def verified(self, stamps: dict[int, int]) -> set[tuple[int, int]]:
+        """Every stored pair, positive or not, whose two photos are in ``stamps`` unchanged."""
+        return {(a, b) for a, b, sa, sb in self.db.execute("SELECT a, b, sa, sb FROM pairs")
+                if stamps.get(a) == sa and stamps.get(b) == sb}
 
     def add(self, outcomes: dict[tuple[int, int], tuple[float, verify.Match]], stamps: dict[int, int]) -> None:
         self.db.executemany(

@@ -208,11 +208,9 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
     wanted = set(rep_ids)
     stamps = {r.id: pair_cache.stamp(r.size, r.mtime_ns) for r in good}
     done = cache.searched(scope, stamps) if cache else set()
-    # remembered positives in full; of the rest only that they were verified
-    outcomes, verified = cache.outcomes(stamps, grouping.verify_threshold(0.0)) if cache else ({}, set())
+    outcomes = cache.positives(stamps, grouping.verify_threshold(0.0)) if cache else {}
     from_scan = dict(known or {})
     outcomes.update(from_scan)
-    verified |= from_scan.keys()
     queries = [i for i in rep_ids if i not in done]
     by_id = {r.id: r for r in good}
 
@@ -237,6 +235,9 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
                 r.vector = None
             cands = grouping.candidate_pairs(rep_ids, matrix, queries, progress)
             del matrix
+    # Of the remembered negatives only that they were verified matters, and only when there is
+    # something to verify: an unchanged rescan does not read them (54,508 rows: 0.13-0.17 s).
+    verified = (cache.verified(stamps) if cache and cands else set()) | from_scan.keys()
     todo = {k: v for k, v in cands.items() if k not in verified}
 
     attach_signatures(library, by_id, {i for key in todo for i in key})
