@@ -316,7 +316,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
         stored_rows = library.rows()  # read once: the grouping stage reuses it
         stored = {r.path: (r.id, r.size, r.mtime_ns) for r in stored_rows}
         present = {e.path for e in entries}
-        vanished = [i for p, (i, _, _) in stored.items() if inside(p, folders) and p not in present]
+        vanished = [i for p, (i, _, _) in stored.items() if p not in present and inside(p, folders)]
         library.delete(vanished)
         stats.removed = len(vanished)
         todo = [e for e in entries if stored.get(e.path, (0, -1, -1))[1:] != (e.size, e.mtime_ns)]
