@@ -169,7 +169,6 @@ def choose_precision(device: torch.device) -> str:
     return "bf16" if device.type == "cpu" and native else "fp32"
 
 
-
 # Images per forward pass on a CPU. Smaller batches keep the activations in cache: Lite0 (bf16,
 # 2 cores) took 6.4-6.5 ms per image at 8 against 7.3-10.3 at 16 and 7.7-9.2 at 32 (4: 7.2-9.1);
 # ResNet-50 was flat (27-32 ms at 4-32). Vectors are the same either way (max |diff| 0.0).
