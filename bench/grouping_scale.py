@@ -49,7 +49,7 @@ def main():
     args = ap.parse_args()
     import cv2
 
-    peak = [0, 0]  # since the start; since the grouping started (making the test data is not grouping)
+    peak = [0]  # reset when the grouping starts: making the test data is not grouping
     lock = threading.Lock()
     done = threading.Event()
 
@@ -57,7 +57,7 @@ def main():
         while not done.is_set():
             now = tree_rss_kb(os.getpid())
             with lock:
-                peak[0], peak[1] = max(peak[0], now), max(peak[1], now)
+                peak[0] = max(peak[0], now)
             time.sleep(0.1)
 
     threading.Thread(target=sample, daemon=True).start()
@@ -85,14 +85,14 @@ def main():
     def mb() -> str:
         now = tree_rss_kb(os.getpid())
         with lock:
-            peak[1] = max(peak[1], now)
-            return f"{now / 1024:.0f} MB now, {peak[1] / 1024:.0f} MB peak since the grouping started"
+            peak[0] = max(peak[0], now)
+            return f"{now / 1024:.0f} MB now, {peak[0] / 1024:.0f} MB peak since the grouping started"
 
     made = tree_rss_kb(os.getpid())
     with lock:
-        peak[1] = made
-        print(f"memory with the photos made: {made / 1024:.0f} MB now, "
-              f"{max(peak[0], made) / 1024:.0f} MB peak while making them", flush=True)
+        making, peak[0] = max(peak[0], made), made
+    print(f"memory with the photos made: {made / 1024:.0f} MB now, {making / 1024:.0f} MB peak while making them",
+          flush=True)
     t0 = time.monotonic()
     ids = [r.id for r in rows]
     cands = grouping.candidate_pairs(ids, vec)
@@ -112,7 +112,7 @@ def main():
     print(f"search {t1 - t0:.1f} s ({len(cands)} candidate pairs), verify {t2 - t1:.1f} s, "
           f"link {t3 - t2:.1f} s: grouping {t3 - t0:.1f} s in all")
     print(f"peak memory while grouping (process tree, includes the {n} photos' vectors and signatures) "
-          f"{peak[1] / 1024:.0f} MB")
+          f"{peak[0] / 1024:.0f} MB")
     print(f"planted copies grouped {planted}/{len(copies)}; groups holding anything else: {other}")
 
 
