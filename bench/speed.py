@@ -6,16 +6,18 @@
 Builds (once) the timing corpus of ../shared/bench (`make_corpus.py --pool dev --seed 3 --scale 5000`),
 then measures, one after the other on this machine:
 - Doppel's first scan into a fresh library (walk, decode, hash, embed, store, search, verify,
-  group, report): wall time, images/s, peak memory of the whole process tree;
+  group, report): wall time, images/s, CPU seconds and peak memory of the whole process tree;
 - a rescan of the unchanged library (nothing decoded);
 - each peer through ../shared/bench/run_benchmark.sh (its `setup.sh` must have run; FEAS_VENV
   names the venv with Pillow/numpy/imagehash it needs, default bench/work/feas-venv);
+and prints one table with Doppel's speed ratio to each peer, after a machine line that says which
+CPU instructions torch uses and the network's precision there (bf16 needs native support).
 Every run starts after the corpus has been read into the page cache once more: on a VM that
 hands idle cache back to its host (this project's machines), pages read minutes earlier are gone,
 and a tool run last would otherwise read from disk while the first read from memory. How much of
 the corpus is still cached when Doppel's first scan starts and ends is printed (util-linux fincore).
-and prints one table with Doppel's speed ratio to each peer. ``--weights`` times ResNet-50 from a
-weights file (any ResNet-50 state dict: for speed the values of the weights do not matter).
+``--weights`` times ResNet-50 from a weights file (any ResNet-50 state dict: for speed the values
+of the weights do not matter).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -75,8 +78,13 @@ def cached_mb(folder: Path) -> float:
     return total / 1e6
 
 
-def timed(cmd: list[str], env=None) -> tuple[float, int, int]:
-    """(wall seconds, peak tree RSS in kB, exit code), memory sampled every 0.1 s."""
+def timed(cmd: list[str], env=None) -> tuple[float, int, int, float]:
+    """(wall seconds, peak tree RSS in kB, exit code, CPU seconds), memory sampled every 0.1 s.
+
+    CPU seconds are user + system time of the command and every process it waited for (its
+    decode and verification workers): the work done, which moves less than the wall time on a
+    shared VM."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
     peak = [0]
@@ -91,7 +99,9 @@ def timed(cmd: list[str], env=None) -> tuple[float, int, int]:
     rc = proc.wait()
     wall = time.monotonic() - t0
     th.join()
-    return wall, peak[0], rc
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, peak[0], rc, cpu
 
 
 def main():
@@ -124,16 +134,16 @@ def main():
     report = work / "speed-report.json"
     cmd = [sys.executable, "-m", "app.cli", "scan", str(images), "--library", str(lib), "--json", str(report), "--quiet"]
     before = cached_mb(images)
-    first, first_mem, rc = timed(cmd, env)
+    first, first_mem, rc, first_cpu = timed(cmd, env)
     print(f"corpus in the page cache: {before:.0f} MB when the first scan started, {cached_mb(images):.0f} MB when it ended")
     if rc:
         sys.exit(f"doppel-cli scan failed ({rc})")
     data = json.loads(report.read_text())
-    rescan, rescan_mem, rc = timed(cmd, env)
+    rescan, rescan_mem, rc, rescan_cpu = timed(cmd, env)
     again = json.loads(report.read_text())
     same = sorted(map(sorted, ([f["path"] for f in g["files"]] for g in data["groups"]))) == \
         sorted(map(sorted, ([f["path"] for f in g["files"]] for g in again["groups"])))
-    rows = [("Doppel first scan", first, first_mem), ("Doppel rescan (unchanged)", rescan, rescan_mem)]
+    rows = [("Doppel first scan", first, first_mem, first_cpu), ("Doppel rescan (unchanged)", rescan, rescan_mem, rescan_cpu)]
 
     peers = []
     if not args.no_peers and args.peers:
@@ -157,16 +167,25 @@ def main():
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    print(f"\nmachine: {cpu}, {os.cpu_count()} cores, GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
+    from app.core.networks import choose_precision
+
+    # Which instructions the CPU has decides the network's speed more than its model name does:
+    # two "AMD EPYC" machines of this project ran Lite0 at 6.4 (AVX-512 with bf16) and 46 (AVX2,
+    # fp32) ms of CPU per image.
+    print(f"\nmachine: {cpu}, {os.cpu_count()} cores, CPU instructions used by torch: "
+          f"{torch.backends.cpu.get_cpu_capability()}, network precision on the CPU: "
+          f"{choose_precision(torch.device('cpu'))}, "
+          f"GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}")
     print(f"model: {data['model']}; {files} files; groups {len(data['groups'])}; "
           f"rescan gives the same groups: {same}; rescan read {again['stats']['embedded']} files")
-    print(f"\n| run | wall s | images/s | peak memory MB | Doppel first scan is faster by |")
-    print("|---|---|---|---|---|")
-    for name, wall, kb in rows:
-        print(f"| {name} | {wall:.1f} | {files / wall:.1f} | {kb / 1024:.0f} | |")
+    print(f"\n| run | wall s | images/s | CPU s | peak memory MB | Doppel first scan is faster by |")
+    print("|---|---|---|---|---|---|")
+    for name, wall, kb, cpu_s in rows:
+        print(f"| {name} | {wall:.1f} | {files / wall:.1f} | {cpu_s:.1f} | {kb / 1024:.0f} | |")
     for name, wall, kb in peers:
-        print(f"| {name} | {wall:.1f} | {files / wall:.1f} | {kb / 1024:.0f} | {wall / first:.2f}x |")
-    print("\n(peak memory: Doppel's whole process tree sampled every 0.1 s; peers: GNU time's maxRSS of the main process)")
+        print(f"| {name} | {wall:.1f} | {files / wall:.1f} | | {kb / 1024:.0f} | {wall / first:.2f}x |")
+    print("\n(CPU s: user + system time of Doppel and its workers; peak memory: Doppel's whole process tree "
+          "sampled every 0.1 s; peers: GNU time's maxRSS of the main process)")
 
 
 if __name__ == "__main__":
