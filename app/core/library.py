@@ -45,6 +45,12 @@ def _skip_client_string_checks() -> None:
 
 SCHEMA_VERSION = 1
 MAX_PATH = 4096
+# Milvus Lite serves a library file over gRPC from a thread of this process. pymilvus pings its
+# channel every 10 s even with no call in flight, while that server keeps gRPC's default of one
+# such ping per 5 minutes: after about two minutes without a library call (a scan verifying its
+# pairs) it answers GOAWAY "too_many_pings", which gRPC prints on stderr as an error at the end of
+# every long scan. The client reconnects and nothing is lost, but a local file needs no pings.
+LOCAL_GRPC = {"grpc.keepalive_permit_without_calls": False}
 MAX_SIGNATURE = 16384  # base64 of a 96 px grayscale signature fits easily
 
 
@@ -201,7 +207,7 @@ class Library:
                 progress.note("The last scan was interrupted; the library is recovering its log "
                               "(this can take up to a minute)…")
         try:
-            self.client = MilvusClient(location)
+            self.client = MilvusClient(location, **({} if is_server_uri(location) else {"grpc_options": LOCAL_GRPC}))
         except Exception as exc:
             text = f"{type(exc).__name__}: {exc}"
             if "Locked" in text or "lock" in text.lower():
