@@ -249,6 +249,37 @@ def test_groups_found_so_far_are_shown_during_the_scan(qtbot, window, photos, mo
     assert window.model.rowCount() == 2
 
 
+def test_a_growing_group_keeps_the_cards_already_shown(qtbot, window, photos):
+    """A "groups so far" update that adds a copy to the shown group builds one card, not all."""
+    import dataclasses
+
+    scan(qtbot, window, photos)
+    view = window.view
+    big = next(g for g in window.result.groups if len(g.members) == 3)
+    other = next(g for g in window.result.groups if g is not big)
+    keeper = next(m for m in big.members if m.reason == "suggested keeper")
+    small = dataclasses.replace(big, members=[m for m in big.members if m is keeper or m is big.members[-1]])
+    if big.members[-1] is keeper:
+        small = dataclasses.replace(big, members=big.members[:2])
+    view.show_group(small, window.model.keep)
+    first = {c.path: c for c in view.cards}
+    view.show_group(big, window.model.keep)
+    assert [c.path for c in view.cards] == [m.row.path for m in big.members]
+    assert [c for c in view.cards if c.path in first] == [first[c.path] for c in view.cards if c.path in first]
+    assert len(set(map(id, view.cards)) - set(map(id, first.values()))) == 1  # one new card
+    assert all(c.isVisibleTo(view) for c in view.cards)
+    # another keeper: the same cards, rewritten to compare with it
+    turned = [dataclasses.replace(m, reason="suggested keeper" if m is big.members[-1] else "") for m in big.members]
+    shown = list(view.cards)
+    view.show_group(dataclasses.replace(big, members=turned), window.model.keep)
+    assert view.cards == shown
+    assert [c.badge.text() for c in view.cards] == [" "] * (len(shown) - 1) + ["★ Suggested keeper"]
+    assert view.cards[-1].shown == type(shown[0]).facts_of(turned[-1], turned[-1])
+    view.show_group(other, window.model.keep)
+    assert [c.path for c in view.cards] == [m.row.path for m in other.members]
+    assert all(not c.isVisibleTo(view) for c in shown)
+
+
 def test_worker_threads_end_and_are_freed_cleanly_many_times(qtbot):
     """Short workers back to back, as scans and trash runs are: the window drops its references
     once the thread has ended. With a deleteLater on the worker thread as well, this crashed
