@@ -157,10 +157,13 @@ class GroupView(QScrollArea):
         self.setWidget(lab)
         self.cards = []
 
-    def show_group(self, group, keep: dict[str, bool]) -> None:
+    def show_group(self, group, keep: dict[str, bool]) -> bool:
+        """Show ``group``'s copies; True when they are not the ones already on screen (the same
+        copies, as a "groups so far" update brings them, keep the current card)."""
         if group is None:
             self._empty()
-            return
+            return True
+        same = [c.path for c in self.cards] == [m.row.path for m in group.members]
         keeper = next((m for m in group.members if m.reason == "suggested keeper"), group.members[0])
         # The cards of copies already on screen are kept (their facts rewritten if the keeper
         # changed): while a scan runs, the shown group grows with "groups so far" updates and may
@@ -195,7 +198,8 @@ class GroupView(QScrollArea):
             c.deleteLater()
         if self.widget() is not host:
             self.setWidget(host)
-        self.set_current(0)
+        self.set_current(self.current if same else 0)
+        return not same
 
     def set_current(self, i: int) -> None:
         if not self.cards:

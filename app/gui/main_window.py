@@ -350,17 +350,10 @@ class MainWindow(QMainWindow):
     def _group_selected(self, current: QModelIndex, _previous=None):
         if not current.isValid():
             return
-        group = self.model.group(current.row())
-        shown = [c.path for c in self.view.cards]
-        if shown == [m.row.path for m in group.members]:
-            # Same copies as on screen (a "groups so far" update): keep the cards, refresh choices.
-            # Rebuilding them would stall the window for every update during a scan.
-            for c in self.view.cards:
-                c.set_keep(self.model.keep.get(c.path, c.keep))
-            self.view.set_current(self.view.current)
-            return
-        self.view.show_group(group, self.model.keep)
-        self.view.setFocus()
+        # the focus moves to the copies only when other copies are shown, not on a "groups so
+        # far" update of the same ones
+        if self.view.show_group(self.model.group(current.row()), self.model.keep):
+            self.view.setFocus()
 
     def set_keep(self, path: str, keep: bool):
         self.model.set_keep(path, keep)
