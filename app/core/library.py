@@ -8,6 +8,7 @@ search), so an unchanged bad file is not decoded again on every rescan.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import logging
 import os
@@ -16,6 +17,13 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator, Optional
 
 import numpy as np
+
+from app.core import library_snapshot
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no snapshot, Milvus Lite's own lock only
+    fcntl = None
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +89,11 @@ class Row:
     vector: Optional[np.ndarray] = None
 
 
+def _meta(r: Row) -> Row:
+    """The row without its signature and vector (what the snapshot keeps)."""
+    return dataclasses.replace(r, signature=None, vector=None)
+
+
 def path_id(path: str) -> int:
     raw = os.fsencode(path)
     return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big", signed=True)
@@ -127,6 +140,13 @@ def is_server_uri(location: str) -> bool:
 _META_FIELDS = ["id", "path", "size", "mtime_ns", "sha256", "width", "height", "format", "model", "problem"]
 
 
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def _owner_file(location: str) -> str:
     return os.path.abspath(location) + ".owner"
 
@@ -146,9 +166,7 @@ def probe_lock(location: str) -> Optional[str]:
     lock = os.path.join(location, "LOCK")
     if not os.path.exists(lock):
         return None
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: let milvus-lite report it
+    if fcntl is None:  # pragma: no cover - Windows: let milvus-lite report it
         return None
     try:
         fd = os.open(lock, os.O_RDWR)
@@ -179,18 +197,28 @@ def interrupted_before(location: str) -> bool:
 
 
 class Library:
-    """Owns one pymilvus client. Not thread-safe: one thread owns the library (DESIGN.md)."""
+    """Owns one pymilvus client. Not thread-safe: one thread owns the library (DESIGN.md).
+
+    A local library whose snapshot (library_snapshot.py) matches its files holds Milvus Lite's
+    lock itself and starts Milvus only when something needs more than the rows' metadata.
+    """
 
     def __init__(self, location: str, model: str, dim: int, user: str = "Doppel", progress=None):
-        from pymilvus import MilvusClient
-
-        _quiet_milvus_logs()
-        _skip_client_string_checks()
         self.location = location
         self.notices: list[str] = []
         self.model = model
         self.dim = dim
         self.collection = collection_name(model)
+        self.user = user
+        self._progress = progress
+        self._client = None
+        self._closed = False
+        # Every row's metadata while this session knows them all (read whole, or from the snapshot),
+        # kept current through upsert and delete: written as the snapshot on close.
+        self._known: Optional[dict[int, Row]] = None
+        self._lock_fd: Optional[int] = None
+        self._trusted_stamp: Optional[str] = None
+        self._snapshot = None
         if not is_server_uri(location):
             parent = os.path.dirname(os.path.abspath(location)) or "."
             try:
@@ -203,11 +231,77 @@ class Library:
             if holder:
                 raise LibraryLockedError(f"the library {location} is in use by {holder}; close it first, "
                                          "or pick another library with --library")
-            if progress is not None and interrupted_before(location):
-                progress.note("The last scan was interrupted; the library is recovering its log "
-                              "(this can take up to a minute)…")
+            if fcntl is not None:
+                self._snapshot = library_snapshot.location_for(location, self.collection)
+                self._open_from_snapshot()
+        if self._known is None:
+            self._open()
+
+    def _open_from_snapshot(self) -> None:
+        """Take the library's lock and, when the snapshot matches its files, answer from it alone."""
         try:
-            self.client = MilvusClient(location, **({} if is_server_uri(location) else {"grpc_options": LOCAL_GRPC}))
+            fd = os.open(os.path.join(self.location, "LOCK"), os.O_RDWR)
+        except OSError:
+            return  # a new library, or no lock file yet: Milvus Lite creates it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise LibraryLockedError(f"the library {self.location} is in use by {probe_lock(self.location) or 'another program'}; "
+                                     "close it first, or pick another library with --library")
+        # taken under the lock: no one can write between the fingerprint and our last use of it
+        stamp = library_snapshot.files_stamp(self.location)
+        stored = library_snapshot.load(self._snapshot, stamp, self.collection) if stamp else None
+        if stored is None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            return
+        self._lock_fd, self._trusted_stamp = fd, stamp
+        self._known = {}
+        for i, path, size, mtime_ns, sha, w, h, fmt, model, problem in stored:
+            self._known[i] = Row(i, decode_path(path), size, mtime_ns, sha, w, h, fmt, model, problem, None)
+        self._write_owner()
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _write_owner(self) -> None:
+        try:
+            with open(_owner_file(self.location), "w", encoding="utf-8") as f:
+                f.write(f"{self.user} (pid {os.getpid()})")
+        except OSError:
+            pass
+
+    @property
+    def client(self):
+        """The pymilvus client, started on first use (an unchanged rescan may never need it)."""
+        if self._client is None:
+            self._open()
+        return self._client
+
+    @property
+    def started(self) -> bool:
+        """Whether this session has started Milvus (or connected to the server)."""
+        return self._client is not None
+
+    def _open(self) -> None:
+        from pymilvus import MilvusClient
+
+        _quiet_milvus_logs()
+        _skip_client_string_checks()
+        location = self.location
+        local = not is_server_uri(location)
+        # Milvus Lite takes the same lock itself; between the two another program could start and
+        # write, which the fingerprint below notices.
+        self._release_lock()
+        if local and self._progress is not None and interrupted_before(location):
+            self._progress.note("The last scan was interrupted; the library is recovering its log "
+                                "(this can take up to a minute)…")
+        try:
+            self._client = MilvusClient(location, **({"grpc_options": LOCAL_GRPC} if local else {}))
         except Exception as exc:
             text = f"{type(exc).__name__}: {exc}"
             if "Locked" in text or "lock" in text.lower():
@@ -215,12 +309,12 @@ class Library:
                     f"the library {location} is in use by another Doppel (or another program); "
                     "close it and try again, or pick another library") from exc
             raise LibraryError(f"cannot open the library {location}: {exc}") from exc
-        if not is_server_uri(location):
-            try:
-                with open(_owner_file(location), "w", encoding="utf-8") as f:
-                    f.write(f"{user} (pid {os.getpid()})")
-            except OSError:
-                pass
+        if local:
+            self._write_owner()
+        if self._trusted_stamp is not None and library_snapshot.files_stamp(location) != self._trusted_stamp:
+            log.warning("the library %s changed while this session relied on its snapshot", location)
+            self._known = None
+        self._trusted_stamp = None
         self._drop_old_schemas()
         self._ensure_collection()
 
@@ -260,23 +354,36 @@ class Library:
         self.client.load_collection(self.collection)
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._client is None:  # answered from the snapshot: nothing was written
+            if self._lock_fd is not None:
+                self._release_lock()
+                _unlink(_owner_file(self.location))
+            return
         try:
-            self.client.close()
+            self._client.close()
         except Exception:  # pragma: no cover - best effort
             pass
         if not is_server_uri(self.location):
             # pymilvus keeps the in-process Milvus Lite server (and its file lock) until the
             # process exits; release it so another Doppel can use the library once we are done.
+            released = True
             try:
                 from milvus_lite.server_manager import server_manager_instance
 
                 server_manager_instance.release_server(self.location)
             except Exception:  # pragma: no cover - older milvus-lite without a server manager
-                pass
-            try:
-                os.unlink(_owner_file(self.location))
-            except OSError:
-                pass
+                released = False
+            # Fingerprinted once Milvus Lite has closed its files; a server still running could
+            # write after it, so then there is no snapshot.
+            stamp = library_snapshot.files_stamp(self.location) if released else None
+            if self._snapshot is not None and self._known is not None and stamp:
+                library_snapshot.save(self._snapshot, stamp, self.collection,
+                                      ((r.id, encode_path(r.path), r.size, r.mtime_ns, r.sha256, r.width, r.height,
+                                        r.format, r.model, r.problem) for r in self._known.values()))
+            _unlink(_owner_file(self.location))
 
     def __enter__(self):
         return self
@@ -311,8 +418,13 @@ class Library:
                    r["format"], r["model"], r["problem"], decode_signature(r.get("signature", "")), vec)
 
     def rows(self, paths_under: Optional[Iterable[str]] = None, with_signature: bool = False) -> list[Row]:
-        fields = _META_FIELDS + (["signature"] if with_signature else [])
-        rows = [self._row(r) for r in self._iterate(fields)]
+        if self._known is not None and not with_signature:
+            rows = [dataclasses.replace(r) for r in self._known.values()]  # callers attach signatures
+        else:
+            fields = _META_FIELDS + (["signature"] if with_signature else [])
+            rows = [self._row(r) for r in self._iterate(fields)]
+            if self._snapshot is not None:
+                self._known = {r.id: _meta(r) for r in rows}
         if paths_under is not None:
             roots = [os.path.join(os.path.abspath(p), "") for p in paths_under]
             rows = [r for r in rows if any(r.path.startswith(root) for root in roots)]
@@ -350,12 +462,25 @@ class Library:
         try:
             self.client.upsert(self.collection, data)
         except Exception as exc:
+            self._known = None  # the write may have landed in part
             reason = getattr(exc, "message", None) or str(exc)
             raise LibraryError(f"cannot write to the library {self.location}: {reason}") from exc
+        if self._known is not None:  # as stored: the same truncations as above
+            self._known.update((r.id, dataclasses.replace(r, format=r.format[:32], model=self.model,
+                                                          problem=r.problem[:1000], signature=None, vector=None))
+                               for r in rows)
 
     def delete(self, ids: list[int]) -> None:
         for i in range(0, len(ids), 1000):
-            self.client.delete(self.collection, ids=ids[i:i + 1000])
+            chunk = ids[i:i + 1000]
+            try:
+                self.client.delete(self.collection, ids=chunk)
+            except Exception:
+                self._known = None
+                raise
+            if self._known is not None:
+                for j in chunk:
+                    self._known.pop(j, None)
 
     # -- search ---------------------------------------------------------------
     def neighbours(self, vectors: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
