@@ -24,6 +24,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("folder")
     ap.add_argument("--library")
+    ap.add_argument("--stacks", action="store_true",
+                    help="sample every thread's Python stack during gaps over 60 ms and print them")
     args = ap.parse_args()
     os.environ.setdefault("DOPPEL_OFFLINE", "1")
     tmp = tempfile.mkdtemp(prefix="doppel-gui-latency-")
@@ -32,7 +34,7 @@ def main():
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.gui.main_window import MainWindow
+    from app.gui.main_window import MainWindow, keep_garbage_collections_short
     from app.settings import Settings
 
     app = QApplication.instance() or QApplication([])
@@ -51,6 +53,7 @@ def main():
     win = TimedWindow(settings, Path(tmp) / "settings.json")
     win.resize(1200, 800)
     win.show()
+    keep_garbage_collections_short()  # as app/__main__.py does
     win.add_folders([os.path.abspath(args.folder)])
     ticks: list[float] = []
     marks = {}
@@ -63,10 +66,46 @@ def main():
         QTimer.singleShot(2000, app.quit)  # keep measuring while the results are shown
 
     win.scan_finished.connect(finished)
+    samples: dict[float, list[str]] = {}  # gap start (last tick) -> stacks seen during it
+    if args.stacks:
+        import threading
+        import traceback
+
+        main_id = threading.main_thread().ident
+
+        def sample():
+            while "done" not in marks:
+                time.sleep(0.005)
+                if ticks and time.perf_counter() - ticks[-1] > 0.06:
+                    # every thread but this one: a thread that holds the GIL in a long C call
+                    # keeps the timer's Python callback from running as surely as the window does
+                    for ident, frame in sys._current_frames().items():
+                        if ident == threading.get_ident():
+                            continue
+                        stack = traceback.extract_stack(frame)[-4:]
+                        who = "window" if ident == main_id else "thread"
+                        samples.setdefault(ticks[-1], []).append(
+                            who + ": " + " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in stack[::-1]))
+
+        threading.Thread(target=sample, daemon=True).start()
+        import gc
+
+        collections: list[tuple[float, float, int]] = []  # (start, ms, generation)
+        gc_start = {}
+
+        def on_gc(phase, info):
+            if phase == "start":
+                gc_start["t"] = time.perf_counter()
+            else:
+                t = gc_start.get("t", time.perf_counter())
+                collections.append((t, (time.perf_counter() - t) * 1000, info["generation"]))
+
+        gc.callbacks.append(on_gc)
     timer.start()
     marks["start"] = time.perf_counter()
     win.start_scan()
     app.exec()
+    marks["done"] = time.perf_counter()
     gaps = sorted(((b - a) * 1000, a) for a, b in zip(ticks, ticks[1:]))
     during = [g for g, t in gaps if t < marks.get("finished", float("inf"))]
     after = [g for g, t in gaps if t >= marks.get("finished", float("inf"))]
@@ -77,6 +116,21 @@ def main():
     print("groups-so-far updates at (s, ms spent in the window):", ", ".join(f"{t - t0:.1f} ({d * 1000:.0f})" for t, d in partial_at))
     print(f"scan of {res.stats.files} files, {res.stats.embedded} read, {len(res.groups)} groups, "
           f"{win.partial_updates} groups-so-far updates, {marks['finished'] - marks['start']:.1f} s")
+    if args.stacks:
+        from collections import Counter
+
+        for g, a in worst[::-1]:
+            if g > 60:
+                seen = Counter(samples.get(a, []))
+                print(f"gap of {g:.0f} ms @ {a - t0:.1f} s, {sum(seen.values())} thread stacks sampled:")
+                for stack, n in seen.most_common(8):
+                    print(f"  {n} x {stack}")
+                for t, ms, gen in collections:
+                    if a <= t <= a + g / 1000:
+                        print(f"  garbage collection of generation {gen} in it: {ms:.0f} ms")
+        slow = [c for c in collections if c[1] > 10]
+        print(f"{len(collections)} garbage collections, {len(slow)} over 10 ms:",
+              ", ".join(f"gen {gen} {ms:.0f} ms @ {t - t0:.1f}" for t, ms, gen in slow[:12]))
     for name, g in (("during the scan", during), ("after it (results shown)", after)):
         if not g:
             continue
