@@ -15,7 +15,7 @@ def main(argv=None) -> int:
 
     from app import APP_NAME
     from app.gui.errors import install_excepthook, setup_logging
-    from app.gui.main_window import MainWindow, app_icon
+    from app.gui.main_window import MainWindow, app_icon, keep_garbage_collections_short
 
     setup_logging()
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -27,6 +27,7 @@ def main(argv=None) -> int:
     if args.folders:
         window.add_folders(args.folders)
     window.show()
+    keep_garbage_collections_short()
     if args.scan:
         window.start_scan()
     return app.exec()
