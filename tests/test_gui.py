@@ -280,6 +280,26 @@ def test_a_growing_group_keeps_the_cards_already_shown(qtbot, window, photos):
     assert all(not c.isVisibleTo(view) for c in shown)
 
 
+def test_a_card_border_shows_keep_or_trash_and_the_current_card_is_tinted(qtbot, window, photos):
+    from app.gui.group_view import CURRENT_TINT, KEEP_COLOUR, TRASH_COLOUR
+
+    scan(qtbot, window, photos)
+    cards = window.view.cards
+
+    def edge(card, x):
+        img = card.grab().toImage()
+        return img.pixelColor(x, img.height() // 2).name()
+
+    keeper = next(c for c in cards if c.keep)
+    other = next(c for c in cards if not c.keep)
+    assert edge(keeper, 1) == KEEP_COLOUR and edge(other, 1) == TRASH_COLOUR
+    current = next(c for c in cards if c.current)
+    assert edge(current, 5) == CURRENT_TINT
+    assert all(edge(c, 5) != CURRENT_TINT for c in cards if not c.current)
+    window.set_keep(other.path, True)
+    assert edge(other, 1) == KEEP_COLOUR
+
+
 def test_worker_threads_end_and_are_freed_cleanly_many_times(qtbot):
     """Short workers back to back, as scans and trash runs are: the window drops its references
     once the thread has ended. With a deleteLater on the worker thread as well, this crashed

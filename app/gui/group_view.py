@@ -4,14 +4,15 @@ from __future__ import annotations
 import os
 import time
 
-from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QPixmap
+from PySide6.QtCore import QRectF, Qt, QUrl, Signal
+from PySide6.QtGui import QColor, QDesktopServices, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (QButtonGroup, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea,
                                QSizePolicy, QVBoxLayout, QWidget)
 
 from app.gui.group_model import human_size
 
 CARD_SIDE = 280
+KEEP_COLOUR, TRASH_COLOUR, CURRENT_TINT = "#2e7d32", "#c0392b", "#eef4ff"
 FACTS = ("Resolution", "File size", "Format", "Date taken", "Modified", "Folder", "Similarity")
 
 
@@ -27,8 +28,9 @@ class CopyCard(QFrame):
         super().__init__(parent)
         self.path = member.row.path
         self.current = False  # the card the keyboard acts on
-        self.setObjectName("copyCard")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.keep = keep
+        self._painted = None  # the look last painted
+        self.setFrameShape(QFrame.Shape.NoFrame)  # paintEvent draws the frame
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self._thumbs = thumbs
         lay = QVBoxLayout(self)
@@ -113,11 +115,29 @@ class CopyCard(QFrame):
         self.current = current
         self._restyle()
 
+    def look(self) -> tuple:
+        """(border colour, border width, background or None): green to keep, red to trash; the
+        card the keyboard acts on has a thicker border and a tint."""
+        return (KEEP_COLOUR if self.keep else TRASH_COLOUR, 3 if self.current else 2,
+                CURRENT_TINT if self.current else None)
+
     def _restyle(self) -> None:
-        sheet = "#copyCard { border: %dpx solid %s; border-radius: 6px; background: %s; }" % (
-            3 if self.current else 2, "#c0392b" if not self.keep else "#2e7d32", "#eef4ff" if self.current else "transparent")
-        if sheet != self.styleSheet():  # restyling costs 1-3 ms a card: not again for the same look
-            self.setStyleSheet(sheet)
+        # Painted, not a style sheet: setStyleSheet re-polishes the card and all its children,
+        # 4-5 ms a time on a 2-core AVX2 machine, and a groups-so-far update that restyled six
+        # cards held the window for 24 ms. Repainted only when the look changes.
+        if self.look() != self._painted:
+            self._painted = self.look()
+            self.update()
+
+    def paintEvent(self, event) -> None:
+        colour, width, tint = self._painted = self.look()
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setPen(QPen(QColor(colour), width))
+        p.setBrush(QColor(tint) if tint else Qt.BrushStyle.NoBrush)
+        half = width / 2
+        p.drawRoundedRect(QRectF(self.rect()).adjusted(half, half, -half, -half), 6, 6)
+        p.end()
 
     def refresh_image(self) -> None:
         if self._thumbs.date_taken(self.path):  # read with the thumbnail: marked against the keeper's as well
