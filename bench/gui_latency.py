@@ -1,12 +1,14 @@
 """How long the window's event loop is blocked while a scan runs.
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/gui_latency.py FOLDER [--library DIR]
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/gui_latency.py FOLDER [--library DIR] [--stacks]
 
 Opens the real main window, starts a scan of FOLDER (a fresh library in a temp dir unless
 --library), and lets a 10 ms QTimer record when it actually fires. The longest gap between two
 ticks is the longest time the window could not react to a click. Prints the longest gaps, the
 99th percentile and how many gaps exceeded 100 ms, for the scan (while groups-so-far updates
-arrive every few seconds) and for the moment the results are shown.
+arrive every few seconds) and for the moment the results are shown. ``--stacks`` also says what
+held the longest gaps: every thread's Python stack sampled while a gap lasts, and the garbage
+collections that ran in it.
 """
 from __future__ import annotations
 

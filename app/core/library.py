@@ -247,8 +247,9 @@ class Library:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            raise LibraryLockedError(f"the library {self.location} is in use by {probe_lock(self.location) or 'another program'}; "
-                                     "close it first, or pick another library with --library")
+            holder = probe_lock(self.location) or "another program"
+            raise LibraryLockedError(f"the library {self.location} is in use by {holder}; close it first, "
+                                     "or pick another library with --library")
         # taken under the lock: no one can write between the fingerprint and our last use of it
         stamp = library_snapshot.files_stamp(self.location)
         stored = library_snapshot.load(self._snapshot, stamp, self.collection) if stamp else None
@@ -294,8 +295,9 @@ class Library:
         _skip_client_string_checks()
         location = self.location
         local = not is_server_uri(location)
-        # Milvus Lite takes the same lock itself; between the two another program could start and
-        # write, which the fingerprint below notices.
+        # Milvus Lite takes the same lock itself. Another program could start and write between
+        # the two: the fingerprint below notices, and this session's view, stale by then, is not
+        # written as the next snapshot.
         self._release_lock()
         if local and self._progress is not None and interrupted_before(location):
             self._progress.note("The last scan was interrupted; the library is recovering its log "
