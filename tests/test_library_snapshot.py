@@ -186,3 +186,35 @@ def test_a_refused_write_leaves_no_snapshot_of_rows_that_were_never_stored(tmp_p
     with Library(location, embedder.name, embedder.dim) as lib:
         assert lib.started  # this session's writes changed the files; no snapshot was written for them
         assert sorted(r.path for r in lib.rows()) == ["/p/one.jpg", "/p/two.jpg"]
+
+
+def test_the_windows_rescan_keeps_its_signatures_without_starting_milvus(tmp_path, photos, embedder):
+    """The window regroups from a scan's result, so it keeps the paired photos' signatures: after
+    the first scan they come from the pair cache, for the files as they are now."""
+    location = str(tmp_path / "lib.db")
+    with Library(location, embedder.name, embedder.dim) as lib:
+        first = scan([str(photos)], lib, embedder, workers=0)
+    with Library(location, embedder.name, embedder.dim) as lib:
+        again = scan([str(photos)], lib, embedder, workers=0)
+        assert not lib.started
+    assert groups_of(again) == groups_of(first)
+    paired = {i for p in again.pairs for i in (p.a, p.b)}
+    assert paired
+    with Library(location, embedder.name, embedder.dim) as lib:
+        stored = {r.id: r.signature for r in lib.get(sorted(paired), with_signature=True)}
+    kept = {r.id: r.signature for r in again.rows if r.id in paired}
+    assert kept.keys() == stored.keys() and all(np.array_equal(kept[i], stored[i]) for i in kept)
+    again.regroup(0.9)  # and regrouping works from them
+    assert all(len(g.members) >= 2 for g in again.groups)
+
+
+def test_a_remembered_signature_is_only_for_the_file_as_it_was(tmp_path):
+    from app.core.pair_cache import PairCache, stamp
+
+    cache = PairCache(str(tmp_path / "pairs.sqlite"), {})
+    sig = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    cache.add_signatures({7: sig}, {7: stamp(100, 1)})
+    assert cache.signatures_held({7: stamp(100, 1)}) == {7}
+    assert cache.signatures_held({7: stamp(100, 2)}) == set()  # touched since
+    assert np.array_equal(cache.signatures([7])[7], sig)
+    cache.close()

@@ -4,8 +4,9 @@ A SQLite file beside the library (or in the data folder for a Milvus server). Ev
 stored with both photos' stamps (size, mtime_ns): an outcome of a file that changed since no
 longer matches and is recomputed. ``searched`` records, per set of scanned folders, which photos
 already had their neighbours searched, so an unchanged library regroups from here alone; and
-the groups last made from exactly the same rows and verified pairs, so it need not link them again.
-It only ever saves work: deleting the file costs one slower scan.
+the groups last made from exactly the same rows and verified pairs, so it need not link them again;
+and the signatures of photos in a pair, so a rescan that keeps them for regrouping (the window's)
+need not start Milvus for them. It only ever saves work: deleting the file costs one slower scan.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import logging
 import os
 import sqlite3
 from typing import Iterable, Optional
+
+import numpy as np
 
 from app import paths
 from app.core import verify
@@ -52,11 +55,14 @@ class PairCache:
             " score REAL, how TEXT, transform INTEGER, scale REAL, outer_side TEXT, rect TEXT,"
             " PRIMARY KEY (a, b));"
             "CREATE TABLE IF NOT EXISTS searched (scope TEXT, id INTEGER, stamp INTEGER, PRIMARY KEY (scope, id));"
-            "CREATE TABLE IF NOT EXISTS groupings (key TEXT PRIMARY KEY, groups TEXT);")
+            "CREATE TABLE IF NOT EXISTS groupings (key TEXT PRIMARY KEY, groups TEXT);"
+            "CREATE TABLE IF NOT EXISTS signatures (id INTEGER PRIMARY KEY, stamp INTEGER, h INTEGER, w INTEGER,"
+            " pixels BLOB);")
         wanted = json.dumps({"format": FORMAT, **settings}, sort_keys=True)
         row = self.db.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
         if row is None or row[0] != wanted:
-            self.db.executescript("DELETE FROM pairs; DELETE FROM searched; DELETE FROM groupings;")
+            self.db.executescript("DELETE FROM pairs; DELETE FROM searched; DELETE FROM groupings; "
+                                  "DELETE FROM signatures;")
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('settings', ?)", (wanted,))
             self.db.commit()
 
@@ -120,3 +126,25 @@ class PairCache:
         self.db.executemany("INSERT OR REPLACE INTO searched VALUES (?, ?, ?)",
                             [(scope, i, s) for i, s in stamps.items()])
         self.db.commit()
+
+    def signatures_held(self, stamps: dict[int, int]) -> set[int]:
+        """The ids in ``stamps`` whose signature is stored for the file as it is now."""
+        return {i for i, s in self.db.execute("SELECT id, stamp FROM signatures") if stamps.get(i) == s}
+
+    def signatures(self, ids: Iterable[int]) -> dict:
+        """id -> (h, w) uint8 signature, for ids signatures_held returned."""
+        out = {}
+        ids = list(ids)
+        for k in range(0, len(ids), 500):
+            chunk = ids[k:k + 500]
+            for i, h, w, pixels in self.db.execute(
+                    f"SELECT id, h, w, pixels FROM signatures WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                out[i] = np.frombuffer(pixels, np.uint8).reshape(h, w)
+        return out
+
+    def add_signatures(self, signatures: dict, stamps: dict[int, int]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO signatures VALUES (?, ?, ?, ?, ?)",
+                            [(i, stamps[i], sig.shape[0], sig.shape[1], sig.tobytes())
+                             for i, sig in signatures.items()])
+        self.db.commit()
+

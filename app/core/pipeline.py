@@ -240,7 +240,7 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
     verified = (cache.verified(stamps) if cache and cands else set()) | from_scan.keys()
     todo = {k: v for k, v in cands.items() if k not in verified}
 
-    attach_signatures(library, by_id, {i for key in todo for i in key})
+    attach_signatures(library, by_id, {i for key in todo for i in key}, cache)
     new = grouping.verify_candidates(todo, lambda i: by_id[i].signature, progress, workers)
     outcomes.update(new)
     if cache is not None:
@@ -249,10 +249,27 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
     return grouping.positive_pairs({k: v for k, v in outcomes.items() if k[0] in wanted and k[1] in wanted})
 
 
-def attach_signatures(library: Library, by_id: dict[int, Row], ids) -> None:
-    """Load the signatures of the rows ``ids`` that do not hold theirs yet."""
+def attach_signatures(library: Library, by_id: dict[int, Row], ids, cache: Optional[PairCache] = None,
+                      remember: bool = False) -> None:
+    """Give the rows ``ids`` their signatures: the ones held in memory, else from the pair cache
+    (stored for the file as it is now), else from the library. ``remember``: the cache keeps the
+    ones it lacked (only paired photos': a first scan verifies nearly every photo).
+
+    An unchanged 5,000-photo rescan that keeps them for regrouping (the window's) took 3.2-3.5 s
+    with them from Milvus Lite (importing pymilvus, starting it, the query) and 0.6-0.75 s with
+    them from the cache.
+    """
+    ids = set(ids)
+    if not ids:
+        return
+    stamps = {i: pair_cache.stamp(by_id[i].size, by_id[i].mtime_ns) for i in ids}
+    held = cache.signatures_held(stamps) if cache is not None else set()
+    for i, sig in (cache.signatures([i for i in held if by_id[i].signature is None]) if held else {}).items():
+        by_id[i].signature = sig
     for r in library.get([i for i in ids if by_id[i].signature is None], with_signature=True):
         by_id[r.id].signature = r.signature
+    if cache is not None and remember:
+        cache.add_signatures({i: by_id[i].signature for i in ids - held if by_id[i].signature is not None}, stamps)
 
 
 def group_rows(good: list[Row], pairs: list[grouping.Pair], similarity: float, library: Library,
@@ -267,7 +284,8 @@ def group_rows(good: list[Row], pairs: list[grouping.Pair], similarity: float, l
     stored = cache.grouping(key) if cache is not None else None
     groups = grouping.groups_from_json(good, stored) if stored else None
     if groups is None or keep_signatures:
-        attach_signatures(library, {r.id: r for r in good}, {i for p in pairs for i in (p.a, p.b)})
+        attach_signatures(library, {r.id: r for r in good}, {i for p in pairs for i in (p.a, p.b)}, cache,
+                          remember=True)
     if groups is None:
         groups = grouping.groups_from_pairs(good, pairs, similarity, overlaps)
         if cache is not None:
