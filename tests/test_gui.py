@@ -280,6 +280,36 @@ def test_a_growing_group_keeps_the_cards_already_shown(qtbot, window, photos):
     assert all(not c.isVisibleTo(view) for c in shown)
 
 
+def test_a_large_group_shows_its_first_cards_at_once_and_the_rest_in_order(qtbot, window, photos):
+    """New cards beyond the first few are built on later turns of the event loop, in order, and
+    updates that come meanwhile neither lose nor duplicate one."""
+    import dataclasses
+
+    from app.gui.group_view import CARDS_AT_ONCE, CopyCard
+
+    scan(qtbot, window, photos)
+    big = next(g for g in window.result.groups if len(g.members) == 3)
+
+    def copies(n):
+        return [dataclasses.replace(m, row=dataclasses.replace(m.row, path=f"{m.row.path}.{i}"))
+                for i in range(n) for m in big.members]
+
+    view = window.view
+    group = dataclasses.replace(big, members=copies(4))  # 12 copies no card shows yet
+    view.show_group(group, window.model.keep)
+    assert len(view.cards) == CARDS_AT_ONCE
+    qtbot.waitUntil(lambda: len(view.cards) == 12, timeout=5000)
+    assert [c.path for c in view.cards] == [m.row.path for m in group.members]
+
+    grown = dataclasses.replace(big, members=copies(6))  # 6 more, arriving while they are built
+    view.show_group(grown, window.model.keep)
+    view.show_group(dataclasses.replace(grown, members=grown.members[::-1]), window.model.keep)
+    qtbot.waitUntil(lambda: len(view.cards) == 18, timeout=5000)
+    assert [c.path for c in view.cards] == [m.row.path for m in grown.members[::-1]]
+    shown = [c for c in view.widget().findChildren(CopyCard) if c.isVisibleTo(view)]
+    assert sorted(c.path for c in shown) == sorted(m.row.path for m in grown.members)
+
+
 def test_a_card_border_shows_keep_or_trash_and_the_current_card_is_tinted(qtbot, window, photos):
     from app.gui.group_view import CURRENT_TINT, KEEP_COLOUR, TRASH_COLOUR
 

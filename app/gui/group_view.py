@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Optional
 
-from PySide6.QtCore import QRectF, Qt, QUrl, Signal
+from PySide6.QtCore import QRectF, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (QButtonGroup, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea,
                                QSizePolicy, QVBoxLayout, QWidget)
@@ -12,6 +13,7 @@ from PySide6.QtWidgets import (QButtonGroup, QFrame, QHBoxLayout, QLabel, QPushB
 from app.gui.group_model import human_size
 
 CARD_SIDE = 280
+CARDS_AT_ONCE = 3  # new cards built at once; the rest follow, one per turn of the event loop
 KEEP_COLOUR, TRASH_COLOUR, CURRENT_TINT = "#2e7d32", "#c0392b", "#eef4ff"
 FACTS = ("Resolution", "File size", "Format", "Date taken", "Modified", "Folder", "Similarity")
 
@@ -167,6 +169,12 @@ class GroupView(QScrollArea):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.cards: list[CopyCard] = []
         self.current = 0
+        self._shown: list[str] = []  # the paths of the group on screen, cards still to build included
+        self._pending: list = []  # (member, card shown before or None): placed on the next turns of the event loop
+        self._host: Optional[QWidget] = None
+        self._scheduled = False
+        self._keeper = None
+        self._keep: dict[str, bool] = {}
         self._empty()
         thumbs.ready.connect(self._thumb_ready)
 
@@ -176,6 +184,7 @@ class GroupView(QScrollArea):
         lab.setWordWrap(True)
         self.setWidget(lab)
         self.cards = []
+        self._shown, self._pending = [], []
 
     def show_group(self, group, keep: dict[str, bool]) -> bool:
         """Show ``group``'s copies; True when they are not the ones already on screen (the same
@@ -183,43 +192,71 @@ class GroupView(QScrollArea):
         if group is None:
             self._empty()
             return True
-        same = [c.path for c in self.cards] == [m.row.path for m in group.members]
+        paths = [m.row.path for m in group.members]
+        same = self._shown == paths
         keeper = next((m for m in group.members if m.reason == "suggested keeper"), group.members[0])
         # The cards of copies already on screen are kept (their facts rewritten if the keeper
         # changed): while a scan runs, the shown group grows with "groups so far" updates and may
         # get a better keeper, and rebuilding every card each time held the window for 50-140 ms
         # on a busy 2-core machine (10-20 ms a card, plus re-laying the host).
         old = {c.path: c for c in self.cards}
-        host = self.widget() if self.cards else None
-        if host is None:
+        old.update((m.row.path, card) for m, card in self._pending if card is not None)
+        if not self.cards:
             host = QWidget()
             QHBoxLayout(host).addStretch(1)
             host.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
-        lay = host.layout()
+            self._host = host
         for c in self.cards:
-            lay.removeWidget(c)
-        self.cards = []
+            self._host.layout().removeWidget(c)
+        self.cards, self._shown, self._keeper, self._keep = [], paths, keeper, keep
+        # A new card costs 10-15 ms here: a group of 13 new copies held the window for 175 ms.
+        # The first few (about what the panel shows) are built now, the rest one per turn of the
+        # event loop, in order.
+        self._pending = []
+        built = 0
         for m in group.members:
             card = old.pop(m.row.path, None)
-            if card is not None:
-                if card.shown != CopyCard.facts_of(m, keeper):  # another keeper, say
-                    card.show_facts(m, keeper)
-                card.set_keep(keep.get(m.row.path, m.keep))
-                lay.insertWidget(len(self.cards), card)
-            else:
-                card = CopyCard(m, keeper, self._thumbs, keep.get(m.row.path, m.keep))
-                card.keep_changed.connect(self.keep_changed)
-                card.activated.connect(lambda c: self.set_current(self.cards.index(c)))
-                lay.insertWidget(len(self.cards), card)
-                card.show()  # a child laid out into a host already on screen is otherwise shown a cycle later
-            self.cards.append(card)
+            if self._pending or (card is None and built >= CARDS_AT_ONCE):
+                if card is not None:
+                    card.hide()  # out of the layout until its turn
+                self._pending.append((m, card))
+                continue
+            built += card is None
+            self._place(m, card)
         for c in old.values():  # out of the layout already; the event loop deletes them
             c.hide()
             c.deleteLater()
-        if self.widget() is not host:
-            self.setWidget(host)
+        if self.widget() is not self._host:
+            self.setWidget(self._host)
         self.set_current(self.current if same else 0)
+        self._schedule()
         return not same
+
+    def _place(self, m, card=None) -> None:
+        """Put ``m``'s card next in line: ``card`` when it was on screen before, else a new one."""
+        keep = self._keep.get(m.row.path, m.keep)
+        if card is not None:
+            if card.shown != CopyCard.facts_of(m, self._keeper):  # another keeper, say
+                card.show_facts(m, self._keeper)
+            card.set_keep(keep)
+        else:
+            card = CopyCard(m, self._keeper, self._thumbs, keep)
+            card.keep_changed.connect(self.keep_changed)
+            card.activated.connect(lambda c: self.set_current(self.cards.index(c)))
+        self._host.layout().insertWidget(len(self.cards), card)
+        card.show()  # a child laid out into a host already on screen is otherwise shown a cycle later
+        self.cards.append(card)
+
+    def _schedule(self) -> None:
+        if self._pending and not self._scheduled:  # one chain of turns, however many updates come
+            self._scheduled = True
+            QTimer.singleShot(0, self, self._build_pending)
+
+    def _build_pending(self) -> None:
+        self._scheduled = False
+        if self._pending:
+            self._place(*self._pending.pop(0))
+        self._schedule()
 
     def set_current(self, i: int) -> None:
         if not self.cards:

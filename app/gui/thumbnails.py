@@ -1,12 +1,16 @@
 """Thumbnails decoded off the GUI thread (QThreadPool) and cached by path."""
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from collections import OrderedDict
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
 from app.core.decode import _to_rgb
+from app.gui.scan_process import SCAN_NICENESS
 
 
 def load_thumbnail(path: str, side: int) -> tuple[QImage, str]:
@@ -29,6 +33,20 @@ def load_thumbnail(path: str, side: int) -> tuple[QImage, str]:
     return qimg, str(taken)
 
 
+def _yield_to_the_window() -> None:
+    """Decode at the scan's lower CPU priority, so the window comes first for the cores.
+
+    A full-size PNG has no reduced-size decoding; two threads decoding them took the cores from
+    the window while it laid out a new group's cards. Linux keeps a nice value per thread; other
+    systems run the threads as they are.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SCAN_NICENESS)
+        except OSError:
+            pass
+
+
 class _Signals(QObject):
     done = Signal(str, int, QImage, str)
 
@@ -39,6 +57,7 @@ class _Job(QRunnable):
         self.path, self.side, self.signals = path, side, signals
 
     def run(self):
+        _yield_to_the_window()
         try:
             img, taken = load_thumbnail(self.path, self.side)
         except Exception:
