@@ -147,4 +147,3 @@ class PairCache:
                             [(i, stamps[i], sig.shape[0], sig.shape[1], sig.tobytes())
                              for i, sig in signatures.items()])
         self.db.commit()
-
