@@ -140,13 +140,6 @@ def is_server_uri(location: str) -> bool:
 _META_FIELDS = ["id", "path", "size", "mtime_ns", "sha256", "width", "height", "format", "model", "problem"]
 
 
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
 def _owner_file(location: str) -> str:
     return os.path.abspath(location) + ".owner"
 
@@ -184,6 +177,11 @@ def probe_lock(location: str) -> Optional[str]:
             return "another program"
     finally:
         os.close(fd)
+
+
+def _locked(location: str, holder: str) -> LibraryLockedError:
+    return LibraryLockedError(f"the library {location} is in use by {holder}; close it first, "
+                              "or pick another library with --library")
 
 
 def interrupted_before(location: str) -> bool:
@@ -229,8 +227,7 @@ class Library:
                 raise LibraryError(f"the library location {location} is read-only; choose another with --library")
             holder = probe_lock(location)
             if holder:
-                raise LibraryLockedError(f"the library {location} is in use by {holder}; close it first, "
-                                         "or pick another library with --library")
+                raise _locked(location, holder)
             if fcntl is not None:
                 self._snapshot = library_snapshot.location_for(location, self.collection)
                 self._open_from_snapshot()
@@ -247,9 +244,7 @@ class Library:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            holder = probe_lock(self.location) or "another program"
-            raise LibraryLockedError(f"the library {self.location} is in use by {holder}; close it first, "
-                                     "or pick another library with --library")
+            raise _locked(self.location, probe_lock(self.location) or "another program")
         # taken under the lock: no one can write between the fingerprint and our last use of it
         stamp = library_snapshot.files_stamp(self.location)
         stored = library_snapshot.load(self._snapshot, stamp, self.collection) if stamp else None
@@ -362,7 +357,7 @@ class Library:
         if self._client is None:  # answered from the snapshot: nothing was written
             if self._lock_fd is not None:
                 self._release_lock()
-                _unlink(_owner_file(self.location))
+                library_snapshot.discard(_owner_file(self.location))
             return
         try:
             self._client.close()
@@ -385,7 +380,7 @@ class Library:
                 library_snapshot.save(self._snapshot, stamp, self.collection,
                                       ((r.id, encode_path(r.path), r.size, r.mtime_ns, r.sha256, r.width, r.height,
                                         r.format, r.model, r.problem) for r in self._known.values()))
-            _unlink(_owner_file(self.location))
+            library_snapshot.discard(_owner_file(self.location))
 
     def __enter__(self):
         return self
@@ -454,12 +449,16 @@ class Library:
     def upsert(self, rows: list[Row]) -> None:
         if not rows:
             return
-        data = []
+        data, stored = [], []
         for r in rows:
+            m = dataclasses.replace(r, size=int(r.size), mtime_ns=int(r.mtime_ns), width=int(r.width),
+                                    height=int(r.height), format=r.format[:32], model=self.model,
+                                    problem=r.problem[:1000], signature=None, vector=None)
+            stored.append(m)
             vec = r.vector if r.vector is not None else np.zeros(self.dim, np.float32)
-            data.append({"id": r.id, "path": encode_path(r.path), "size": int(r.size), "mtime_ns": int(r.mtime_ns),
-                         "sha256": r.sha256, "width": int(r.width), "height": int(r.height),
-                         "format": r.format[:32], "model": self.model, "problem": r.problem[:1000],
+            data.append({"id": m.id, "path": encode_path(m.path), "size": m.size, "mtime_ns": m.mtime_ns,
+                         "sha256": m.sha256, "width": m.width, "height": m.height, "format": m.format,
+                         "model": m.model, "problem": m.problem,
                          "signature": encode_signature(r.signature), "vector": vec.astype(np.float32).tolist()})
         try:
             self.client.upsert(self.collection, data)
@@ -467,10 +466,8 @@ class Library:
             self._known = None  # the write may have landed in part
             reason = getattr(exc, "message", None) or str(exc)
             raise LibraryError(f"cannot write to the library {self.location}: {reason}") from exc
-        if self._known is not None:  # as stored: the same truncations as above
-            self._known.update((r.id, dataclasses.replace(r, format=r.format[:32], model=self.model,
-                                                          problem=r.problem[:1000], signature=None, vector=None))
-                               for r in rows)
+        if self._known is not None:
+            self._known.update((m.id, m) for m in stored)
 
     def delete(self, ids: list[int]) -> None:
         for i in range(0, len(ids), 1000):
