@@ -330,6 +330,47 @@ def test_a_card_border_shows_keep_or_trash_and_the_current_card_is_tinted(qtbot,
     assert edge(other, 1) == KEEP_COLOUR
 
 
+def test_an_unreadable_thumbnail_and_a_dead_thumbnail_worker_leave_the_window_working(qtbot, tmp_path, photos):
+    """A file that cannot be decoded shows as such; a worker that dies (a decoder crash) fails only
+    the thumbnails in flight, and the next ones come from fresh workers."""
+    import signal
+
+    from app.gui.thumbnails import ThumbnailCache
+
+    thumbs = ThumbnailCache()
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    with qtbot.waitSignal(thumbs.ready, timeout=30_000):
+        assert thumbs.get(str(bad), 100) is None
+    assert thumbs.get(str(bad), 100).isNull()
+
+    stuck = tmp_path / "stuck.jpg"
+    os.mkfifo(stuck)  # a read that blocks until the worker is killed
+    with qtbot.waitSignal(thumbs.ready, timeout=30_000) as blocker:
+        thumbs.get(str(stuck), 100)
+        for _ in range(2):  # tried again once in fresh workers, then given up
+            qtbot.waitUntil(lambda: thumbs._pool is not None and len(thumbs._pool._processes) > 0, timeout=10_000)
+            qtbot.wait(500)
+            pool = thumbs._pool
+            for pid in list(pool._processes):
+                os.kill(pid, signal.SIGKILL)
+            qtbot.waitUntil(lambda: thumbs._pool is not pool, timeout=10_000)
+    assert blocker.args == [str(stuck), 100]
+    assert thumbs.get(str(stuck), 100).isNull()  # kept as unreadable: not tried a third time
+    good = str(photos / "a.jpg")
+    with qtbot.waitSignal(thumbs.ready, timeout=30_000):
+        assert thumbs.get(good, 100) is None
+    img = thumbs.get(good, 100)
+    assert not img.isNull() and max(img.width(), img.height()) == 100
+    # Closing does not wait for a decode that has not finished (here, one that never will).
+    thumbs.get(str(stuck), 200)
+    qtbot.wait(500)
+    workers = list(thumbs._pool._processes.values())
+    thumbs.close()
+    assert thumbs._pool is None and not any(p.is_alive() for p in workers)
+    assert thumbs.get(str(photos / "b.jpg"), 100) is None and thumbs._pool is None
+
+
 def test_worker_threads_end_and_are_freed_cleanly_many_times(qtbot):
     """Short workers back to back, as scans and trash runs are: the window drops its references
     once the thread has ended. With a deleteLater on the worker thread as well, this crashed

@@ -239,6 +239,7 @@ class MainWindow(QMainWindow):
         self.progress_label.setText("Starting…")
         self.scan_thread = start_in_thread(self.scan_worker)
         self.scan_thread.finished.connect(self._scan_thread_done)
+        self.thumbs.start()
 
     def cancel_scan(self):
         if self.scan_worker is not None:
@@ -439,7 +440,7 @@ class MainWindow(QMainWindow):
             if t is not None:
                 t.quit()
                 t.wait(30000)
-        self.thumbs.wait()
+        self.thumbs.close()
         super().closeEvent(event)
 
 

@@ -1,68 +1,55 @@
-"""Thumbnails decoded off the GUI thread (QThreadPool) and cached by path."""
+"""Thumbnails decoded in worker processes and cached by path."""
 from __future__ import annotations
 
-import os
-import sys
-import threading
+import functools
+import multiprocessing
+import weakref
 from collections import OrderedDict
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Optional
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
-from app.core.decode import _to_rgb
-from app.gui.scan_process import SCAN_NICENESS
+from app.gui.thumbnail_decode import decode_or_nothing, decode_thumbnail, init_worker, warm_up
+
+# Processes, not threads: decoding in threads of the window's process (a full-size PNG has no
+# reduced-size decode) competed with the window for the interpreter lock as well as for the
+# cores, and a 13-copy group shown by a rescan of the dev corpus stalled the window 89-127 ms.
+WORKERS = 2
+
+
+def to_qimage(width: int, height: int, data: bytes) -> QImage:
+    if not width or not height:
+        return QImage()
+    return QImage(data, width, height, width * 3, QImage.Format.Format_RGB888).copy()
 
 
 def load_thumbnail(path: str, side: int) -> tuple[QImage, str]:
-    """A QImage no larger than side x side, EXIF orientation applied; and the date taken."""
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as im:
-        exif = im.getexif()
-        taken = ""
-        try:
-            taken = exif.get_ifd(0x8769).get(0x9003, "") or exif.get(0x0132, "")
-        except Exception:
-            pass
-        im.draft("RGB", (side, side))
-        im = ImageOps.exif_transpose(im) or im
-        im = _to_rgb(im)
-        im.thumbnail((side, side))
-        data = im.tobytes("raw", "RGB")
-        qimg = QImage(data, im.width, im.height, im.width * 3, QImage.Format.Format_RGB888).copy()
-    return qimg, str(taken)
+    """A QImage no larger than side x side, decoded here and now; and the date taken."""
+    width, height, data, taken = decode_thumbnail(path, side)
+    return to_qimage(width, height, data), taken
 
 
-def _yield_to_the_window() -> None:
-    """Decode at the scan's lower CPU priority, so the window comes first for the cores.
-
-    A full-size PNG has no reduced-size decoding; two threads decoding them took the cores from
-    the window while it laid out a new group's cards. Linux keeps a nice value per thread; other
-    systems run the threads as they are.
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SCAN_NICENESS)
-        except OSError:
-            pass
+def _finished(cache_ref, pool: ProcessPoolExecutor, path: str, side: int, fut: Future) -> None:
+    """In the pool's thread: hand the result to the window's thread through a signal."""
+    cache = cache_ref()
+    if cache is None or cache._closed or fut.cancelled():
+        return
+    exc = fut.exception()
+    if exc is None:
+        width, height, data, taken = fut.result()
+        cache._signals.done.emit(path, side, to_qimage(width, height, data), taken, True)
+        return
+    # A worker died: the next request starts a fresh pool.
+    if isinstance(exc, BrokenProcessPool) and cache._pool is pool:
+        cache._pool = None
+    cache._signals.done.emit(path, side, QImage(), "", False)
 
 
 class _Signals(QObject):
-    done = Signal(str, int, QImage, str)
-
-
-class _Job(QRunnable):
-    def __init__(self, path: str, side: int, signals: _Signals):
-        super().__init__()
-        self.path, self.side, self.signals = path, side, signals
-
-    def run(self):
-        _yield_to_the_window()
-        try:
-            img, taken = load_thumbnail(self.path, self.side)
-        except Exception:
-            img, taken = QImage(), ""
-        self.signals.done.emit(self.path, self.side, img, taken)
+    done = Signal(str, int, QImage, str, bool)  # path, side, image, date taken, decoded (else crashed)
 
 
 class ThumbnailCache(QObject):
@@ -73,11 +60,12 @@ class ThumbnailCache(QObject):
         self._cache: OrderedDict[tuple[str, int], QImage] = OrderedDict()
         self._taken: dict[str, str] = {}
         self._pending: set[tuple[str, int]] = set()
+        self._crashes: dict[tuple[str, int], int] = {}  # worker crashes each image was in flight for
         self._capacity = capacity
-        self._signals = _Signals()
+        self._signals = _Signals(self)  # owned by the cache: never deleted from the pool's thread
         self._signals.done.connect(self._store)
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(2)
+        self._pool: Optional[ProcessPoolExecutor] = None  # started on the first thumbnail asked for
+        self._closed = False
 
     def get(self, path: str, side: int):
         """The cached image, or None after asking for it (``ready`` fires when it arrives)."""
@@ -85,21 +73,58 @@ class ThumbnailCache(QObject):
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        if key not in self._pending:
-            self._pending.add(key)
-            self.pool.start(_Job(path, side, self._signals))
+        if key not in self._pending and not self._closed:
+            for _ in range(2):  # a pool broken by a crash is replaced once
+                pool = self.start()
+                try:
+                    fut = pool.submit(decode_or_nothing, path, side)
+                except BrokenProcessPool:
+                    self._pool = None
+                    continue
+                self._pending.add(key)
+                # the pool's thread holds the callback: a weak reference leaves the cache's life to Qt
+                fut.add_done_callback(functools.partial(_finished, weakref.ref(self), pool, path, side))
+                break
         return None
+
+    def start(self) -> ProcessPoolExecutor:
+        """The worker processes, started now if they are not running (the window calls this
+        when a scan starts, so that they are ready when its results are shown)."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=init_worker)
+            for _ in range(WORKERS):  # one job each starts them all
+                self._pool.submit(warm_up)
+        return self._pool
 
     def date_taken(self, path: str) -> str:
         return self._taken.get(path, "")
 
-    def _store(self, path, side, img, taken):
-        self._pending.discard((path, side))
-        self._cache[(path, side)] = img
+    def _store(self, path, side, img, taken, decoded):
+        key = (path, side)
+        self._pending.discard(key)
+        if not decoded:
+            # Its worker died (a decoder crash on this file or on another one in flight beside
+            # it): tried once more in fresh workers, then shown as unreadable like a bad file.
+            self._crashes[key] = self._crashes.get(key, 0) + 1
+            if self._crashes[key] < 2:
+                self.get(path, side)
+                return
+        self._cache[key] = img
         self._taken[path] = taken
         while len(self._cache) > self._capacity:
             self._cache.popitem(last=False)
         self.ready.emit(path, side)
 
-    def wait(self):
-        self.pool.waitForDone()
+    def close(self) -> None:
+        """Stop the workers at once (a thumbnail has nothing to save: closing the window does not
+        wait for a large decode to finish); thumbnails asked for later are not decoded."""
+        self._closed = True
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            workers = list(pool._processes.values())  # the executor offers no way to stop a running job
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in workers:
+                proc.terminate()
+            for proc in workers:
+                proc.join(5)

@@ -1,0 +1,58 @@
+"""Thumbnail decoding, run in worker processes of the window (no Qt here: they never load it).
+
+Pillow and numpy are imported by ``warm_up``, after ``init_worker`` has lowered the process's
+priority: a worker starting up does not take a core from the window either.
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+from app.gui.scan_process import SCAN_NICENESS
+
+
+def decode_thumbnail(path: str, side: int) -> tuple[int, int, bytes, str]:
+    """(width, height, RGB888 bytes, date taken) of an image no larger than side x side, EXIF
+    orientation applied. Raises whatever Pillow raises on a file it cannot read."""
+    from PIL import Image, ImageOps
+
+    from app.core.decode import _to_rgb
+
+    with Image.open(path) as im:
+        exif = im.getexif()
+        taken = ""
+        try:
+            taken = exif.get_ifd(0x8769).get(0x9003, "") or exif.get(0x0132, "")
+        except Exception:
+            pass
+        im.draft("RGB", (side, side))
+        im = ImageOps.exif_transpose(im) or im
+        im = _to_rgb(im)
+        im.thumbnail((side, side))
+        return im.width, im.height, im.tobytes("raw", "RGB"), str(taken)
+
+
+def decode_or_nothing(path: str, side: int) -> tuple[int, int, bytes, str]:
+    """decode_thumbnail, with (0, 0, b"", "") for a file it cannot show: nothing raises out of a
+    worker but a crash."""
+    try:
+        return decode_thumbnail(path, side)
+    except Exception:
+        return 0, 0, b"", ""
+
+
+def init_worker() -> None:
+    """Decode at the scan's lower CPU priority, so the window comes first for the cores; Ctrl-C
+    is the window's to handle."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.nice(SCAN_NICENESS)
+    except (AttributeError, OSError):  # Windows, or not allowed: run as is
+        pass
+
+
+def warm_up() -> None:
+    """Import what decoding needs, so the first thumbnails asked for do not wait for it."""
+    import PIL.Image  # noqa: F401
+
+    import app.core.decode  # noqa: F401
