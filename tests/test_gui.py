@@ -330,6 +330,27 @@ def test_a_card_border_shows_keep_or_trash_and_the_current_card_is_tinted(qtbot,
     assert edge(other, 1) == KEEP_COLOUR
 
 
+def test_cards_show_thumbnails_decoded_in_worker_processes_and_say_what_differs(qtbot, window, photos):
+    from app.gui.group_view import CARD_SIDE
+
+    scan(qtbot, window, photos)
+    cards = window.view.cards
+    qtbot.waitUntil(lambda: all(c.image.pixmap() is not None and not c.image.pixmap().isNull() for c in cards),
+                    timeout=30_000)
+    for c in cards:
+        pix = c.image.pixmap()
+        assert max(pix.width(), pix.height()) == CARD_SIDE  # the photos are larger: reduced to fit
+    keeper = next(c for c in cards if c.member is c.keeper)
+    other = next(c for c in cards if c.member is not c.keeper)
+    lines = dict(line.split(": ", 1) for line in other.facts.text().splitlines())
+    assert lines["File size"].endswith(" ●")  # another size than the keeper's
+    assert lines["Format"] == "JPEG" and lines["Folder"] == str(photos)
+    assert "●" not in keeper.facts.text()
+    assert other.facts.toolTip() == other.path
+    workers = window.thumbs._pool._processes
+    assert workers and os.getpid() not in workers
+
+
 def test_an_unreadable_thumbnail_and_a_dead_thumbnail_worker_leave_the_window_working(qtbot, tmp_path, photos):
     """A file that cannot be decoded shows as such; a worker that dies (a decoder crash) fails only
     the thumbnails in flight, and the next ones come from fresh workers."""

@@ -6,7 +6,7 @@ import time
 from typing import Optional
 
 from PySide6.QtCore import QRectF, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QColor, QDesktopServices, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QDesktopServices, QFont, QFontMetrics, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (QButtonGroup, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea,
                                QSizePolicy, QVBoxLayout, QWidget)
 
@@ -15,11 +15,59 @@ from app.gui.group_model import human_size
 CARD_SIDE = 280
 CARDS_AT_ONCE = 3  # new cards built at once; the rest follow, one per turn of the event loop
 KEEP_COLOUR, TRASH_COLOUR, CURRENT_TINT = "#2e7d32", "#c0392b", "#eef4ff"
+DIFFERS_COLOUR = "#b34700"
+LINE_GAP = 2  # px between two facts
 FACTS = ("Resolution", "File size", "Format", "Date taken", "Modified", "Folder", "Similarity")
 
 
 def show_in_folder(path: str) -> None:
     QDesktopServices.openUrl(QUrl.fromLocalFile(os.path.dirname(path)))
+
+
+class FactsView(QWidget):
+    """A card's facts, one line each: "Name: value", the value in orange and marked ● where it
+    differs from the keeper's; too long a value (a folder) is shortened in the middle and shown
+    whole in the tooltip.
+
+    Painted, not one rich-text label per fact: laying out seven word-wrapped rich-text labels
+    made a card cost 17-33 ms of the window on a 2-core AVX2 machine, against 4-10 ms like this.
+    """
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.lines: list[tuple[str, str, bool]] = []
+        self.setFixedSize(CARD_SIDE, len(FACTS) * (self.fontMetrics().lineSpacing() + LINE_GAP))
+
+    def set_lines(self, lines: list[tuple[str, str, bool]]) -> None:
+        if lines != self.lines:
+            self.lines = lines
+            self.update()
+
+    def text(self) -> str:
+        """The facts as plain text, one per line (what the card says, for tests and copying)."""
+        return "\n".join(f"{name}: {value}" + (" ●" if differs else "") for name, value, differs in self.lines)
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        bold = QFont(self.font())
+        bold.setBold(True)
+        plain_metrics, bold_metrics = self.fontMetrics(), QFontMetrics(bold)
+        step = plain_metrics.lineSpacing() + LINE_GAP
+        normal = self.palette().color(QPalette.ColorRole.WindowText)
+        y = plain_metrics.ascent()
+        for name, value, differs in self.lines:
+            label = f"{name}: "
+            p.setFont(bold)
+            p.setPen(normal)
+            p.drawText(0, y, label)
+            x = bold_metrics.horizontalAdvance(label)
+            p.setFont(self.font())
+            text = f"{value} ●" if differs else value
+            mode = Qt.TextElideMode.ElideMiddle if name == "Folder" else Qt.TextElideMode.ElideRight
+            p.setPen(QColor(DIFFERS_COLOUR) if differs else normal)
+            p.drawText(x, y, plain_metrics.elidedText(text, mode, self.width() - x))
+            y += step
+        p.end()
 
 
 class CopyCard(QFrame):
@@ -44,15 +92,9 @@ class CopyCard(QFrame):
         self.image.setText("loading…")
         lay.addWidget(self.image)
         r = member.row
-        self.fact_labels = {}
-        for name in FACTS:
-            lab = QLabel()
-            lab.setTextFormat(Qt.TextFormat.RichText)
-            lab.setWordWrap(True)
-            lab.setMaximumWidth(CARD_SIDE)
-            lab.setToolTip(r.path if name == "Folder" else "")
-            lay.addWidget(lab)
-            self.fact_labels[name] = lab
+        self.facts = FactsView()
+        self.facts.setToolTip(r.path)
+        lay.addWidget(self.facts)
         self.show_facts(member, keeper)
         name = QLabel(os.path.basename(r.path))
         name.setToolTip(r.path)
@@ -94,9 +136,7 @@ class CopyCard(QFrame):
             "Folder": (os.path.dirname(r.path), os.path.dirname(r.path) != os.path.dirname(k.path)),
             "Similarity": (f"{member.similarity:.0%}", False),
         }
-        for name, (value, differs) in facts.items():
-            self.fact_labels[name].setText(f"<b>{name}:</b> {value}" if not differs else
-                                           f"<b>{name}:</b> <span style='color:#b34700'>{value} ●</span>")
+        self.facts.set_lines([(name, value, differs) for name, (value, differs) in facts.items()])
 
     @staticmethod
     def facts_of(member, keeper) -> tuple:
