@@ -351,6 +351,23 @@ def test_cards_show_thumbnails_decoded_in_worker_processes_and_say_what_differs(
     assert workers and os.getpid() not in workers
 
 
+def test_a_long_folder_breaks_after_a_separator_and_is_shortened_only_past_two_lines(qtbot):
+    from app.gui.group_view import FactsView
+
+    view = FactsView()
+    qtbot.addWidget(view)
+    metrics, width = view.fontMetrics(), 200
+    assert FactsView.folder_lines("/photos/2019", metrics, width) == ["/photos/2019"]
+    folder = "/home/someone/Pictures/Holidays/2019 Summer/Camera"
+    first, second = FactsView.folder_lines(folder, metrics, width)
+    assert first.endswith("/") and first + second == folder
+    assert metrics.horizontalAdvance(first) <= width and metrics.horizontalAdvance(second) <= width
+    deep = folder + "/very long names/that go on and on/and on"
+    first, second = FactsView.folder_lines(deep, metrics, width)
+    assert deep.startswith(first) and "…" in second and deep.endswith(second.split("…")[1])
+    assert metrics.horizontalAdvance(second) <= width
+
+
 def test_an_unreadable_thumbnail_and_a_dead_thumbnail_worker_leave_the_window_working(qtbot, tmp_path, photos):
     """A file that cannot be decoded shows as such; a worker that dies (a decoder crash) fails only
     the thumbnails in flight, and the next ones come from fresh workers."""
