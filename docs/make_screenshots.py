@@ -39,10 +39,13 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     shot = {"scan": False}
 
-    def on_progress(u):
-        if not shot["scan"] and u.stage == "embed" and u.total and u.done >= max(1, u.total // 3):
+    def watch():
+        # Polled from the window's thread: a slot connected to the scan worker's signal without a
+        # receiver runs in the worker's thread, where grabbing a widget is not allowed.
+        bar = w.progress_bar
+        if not shot["scan"] and w.progress_label.text().startswith("Reading") and bar.maximum() > 0 \
+                and bar.value() >= bar.maximum() // 3:
             shot["scan"] = True
-            app.processEvents()  # let the window take this update first
             w.grab().save(str(out / "scanning.png"))
 
     def finished(result):
@@ -54,8 +57,10 @@ def main():
         QTimer.singleShot(2500, take)
 
     w.scan_finished.connect(finished)
+    poll = QTimer(w)
+    poll.timeout.connect(watch)
+    poll.start(100)
     w.start_scan()
-    w.scan_worker.progress.connect(on_progress)
     app.exec()
 
 
