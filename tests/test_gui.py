@@ -179,6 +179,8 @@ def test_space_opens_synchronised_compare(qtbot, window, photos):
     dlg = window.compare_dialog
     qtbot.waitExposed(dlg)
     left, right = dlg.views
+    qtbot.waitUntil(lambda: left.loaded and right.loaded, timeout=30_000)  # decoded in the workers
+    assert not left.item.pixmap().isNull() and not right.item.pixmap().isNull()
     before = right.transform().m11()
     left.zoom(2.0)
     assert right.transform().m11() == pytest.approx(before * 2.0)  # zoom follows

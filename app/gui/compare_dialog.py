@@ -7,16 +7,24 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QDialog, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel, QVBoxLayout
 
-from app.gui.thumbnails import load_thumbnail
+from app.gui.thumbnails import ThumbnailCache
+
+COMPARE_SIDE = 4096
 
 
 class SyncedView(QGraphicsView):
-    def __init__(self, path: str):
+    """One side of the compare: the photo at up to COMPARE_SIDE px, decoded in the thumbnail
+    workers (a full-size PNG took 0.4-0.5 s to decode, which held the window when it was decoded
+    here); "loading…" until it arrives."""
+
+    def __init__(self, path: str, thumbs: ThumbnailCache):
         super().__init__()
+        self.path = path
+        self.loaded = False
         self.scene_ = QGraphicsScene(self)
         self.setScene(self.scene_)
-        img, _ = load_thumbnail(path, 4096)
-        self.item = QGraphicsPixmapItem(QPixmap.fromImage(img))
+        self.note = self.scene_.addText("loading…")
+        self.item = QGraphicsPixmapItem()
         self.item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self.scene_.addItem(self.item)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
@@ -25,9 +33,23 @@ class SyncedView(QGraphicsView):
         self._syncing = False
         self.horizontalScrollBar().valueChanged.connect(self._sync_scroll)
         self.verticalScrollBar().valueChanged.connect(self._sync_scroll)
+        thumbs.fetched.connect(self._fetched)
+        thumbs.fetch(path, COMPARE_SIDE)
+
+    def _fetched(self, path: str, side: int, img) -> None:
+        if path != self.path or side != COMPARE_SIDE or self.loaded:
+            return
+        self.loaded = True
+        if img.isNull():
+            self.note.setPlainText("cannot show this image")
+            return
+        self.scene_.removeItem(self.note)
+        self.item.setPixmap(QPixmap.fromImage(img))
+        self.scene_.setSceneRect(self.item.boundingRect())
+        self.fit()
 
     def fit(self):
-        self.fitInView(self.item, Qt.AspectRatioMode.KeepAspectRatio)
+        self.fitInView(self.scene_.sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
 
     def zoom(self, factor: float, from_partner: bool = False):
         self.scale(factor, factor)
@@ -50,13 +72,13 @@ class SyncedView(QGraphicsView):
 
 
 class CompareDialog(QDialog):
-    def __init__(self, left: str, right: str, parent=None):
+    def __init__(self, left: str, right: str, thumbs: ThumbnailCache, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Compare — Doppel")
         self.resize(1200, 700)
         lay = QVBoxLayout(self)
         row = QHBoxLayout()
-        self.views = [SyncedView(left), SyncedView(right)]
+        self.views = [SyncedView(left, thumbs), SyncedView(right, thumbs)]
         self.views[0].partner, self.views[1].partner = self.views[1], self.views[0]
         for path, v in zip((left, right), self.views):
             col = QVBoxLayout()

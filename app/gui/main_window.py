@@ -374,7 +374,7 @@ class MainWindow(QMainWindow):
         super().keyPressEvent(event)
 
     def compare(self, left: str, right: str):
-        self.compare_dialog = CompareDialog(left, right, self)
+        self.compare_dialog = CompareDialog(left, right, self.thumbs, self)
         self.compare_dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.compare_dialog.open()
 

@@ -1,4 +1,5 @@
-"""Thumbnails decoded in worker processes and cached by path."""
+"""Thumbnails decoded in worker processes and cached by path; larger one-off images (the compare
+dialog's) from the same workers, not cached."""
 from __future__ import annotations
 
 import functools
@@ -12,7 +13,7 @@ from typing import Optional
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
-from app.gui.thumbnail_decode import decode_or_nothing, decode_thumbnail, init_worker, warm_up
+from app.gui.thumbnail_decode import decode_or_nothing, init_worker, warm_up
 
 # Processes, not threads: decoding in threads of the window's process (a full-size PNG has no
 # reduced-size decode) competed with the window for the interpreter lock as well as for the
@@ -26,13 +27,7 @@ def to_qimage(width: int, height: int, data: bytes) -> QImage:
     return QImage(data, width, height, width * 3, QImage.Format.Format_RGB888).copy()
 
 
-def load_thumbnail(path: str, side: int) -> tuple[QImage, str]:
-    """A QImage no larger than side x side, decoded here and now; and the date taken."""
-    width, height, data, taken = decode_thumbnail(path, side)
-    return to_qimage(width, height, data), taken
-
-
-def _finished(cache_ref, pool: ProcessPoolExecutor, path: str, side: int, fut: Future) -> None:
+def _finished(cache_ref, pool: ProcessPoolExecutor, path: str, side: int, cached: bool, fut: Future) -> None:
     """In the pool's thread: hand the result to the window's thread through a signal."""
     cache = cache_ref()
     if cache is None or cache._closed or fut.cancelled():
@@ -40,20 +35,22 @@ def _finished(cache_ref, pool: ProcessPoolExecutor, path: str, side: int, fut: F
     exc = fut.exception()
     if exc is None:
         width, height, data, taken = fut.result()
-        cache._signals.done.emit(path, side, to_qimage(width, height, data), taken, True)
+        cache._signals.done.emit(path, side, to_qimage(width, height, data), taken, True, cached)
         return
     # A worker died: the next request starts a fresh pool.
     if isinstance(exc, BrokenProcessPool) and cache._pool is pool:
         cache._pool = None
-    cache._signals.done.emit(path, side, QImage(), "", False)
+    cache._signals.done.emit(path, side, QImage(), "", False, cached)
 
 
 class _Signals(QObject):
-    done = Signal(str, int, QImage, str, bool)  # path, side, image, date taken, decoded (else crashed)
+    # path, side, image, date taken, decoded (else its worker crashed), for the cache (else fetched)
+    done = Signal(str, int, QImage, str, bool, bool)
 
 
 class ThumbnailCache(QObject):
-    ready = Signal(str, int)  # path, side
+    ready = Signal(str, int)  # path, side: get() has it now
+    fetched = Signal(str, int, QImage)  # path, side, image (null if it cannot be shown): see fetch()
 
     def __init__(self, parent=None, capacity: int = 600):
         super().__init__(parent)
@@ -73,19 +70,30 @@ class ThumbnailCache(QObject):
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        if key not in self._pending and not self._closed:
-            for _ in range(2):  # a pool broken by a crash is replaced once
-                pool = self.start()
-                try:
-                    fut = pool.submit(decode_or_nothing, path, side)
-                except BrokenProcessPool:
-                    self._pool = None
-                    continue
-                self._pending.add(key)
-                # the pool's thread holds the callback: a weak reference leaves the cache's life to Qt
-                fut.add_done_callback(functools.partial(_finished, weakref.ref(self), pool, path, side))
-                break
+        if key not in self._pending and self._submit(path, side, cached=True):
+            self._pending.add(key)
         return None
+
+    def fetch(self, path: str, side: int) -> None:
+        """Decode ``path`` to fit side x side in the workers, for ``fetched``; not cached (the
+        compare dialog's full-size images would crowd out hundreds of thumbnails)."""
+        if not self._submit(path, side, cached=False):
+            self.fetched.emit(path, side, QImage())
+
+    def _submit(self, path: str, side: int, cached: bool) -> bool:
+        if self._closed:
+            return False
+        for _ in range(2):  # a pool broken by a crash is replaced once
+            pool = self.start()
+            try:
+                fut = pool.submit(decode_or_nothing, path, side)
+            except BrokenProcessPool:
+                self._pool = None
+                continue
+            # the pool's thread holds the callback: a weak reference leaves the cache's life to Qt
+            fut.add_done_callback(functools.partial(_finished, weakref.ref(self), pool, path, side, cached))
+            return True
+        return False
 
     def start(self) -> ProcessPoolExecutor:
         """The worker processes, started now if they are not running (the window calls this
@@ -100,7 +108,10 @@ class ThumbnailCache(QObject):
     def date_taken(self, path: str) -> str:
         return self._taken.get(path, "")
 
-    def _store(self, path, side, img, taken, decoded):
+    def _store(self, path, side, img, taken, decoded, cached):
+        if not cached:
+            self.fetched.emit(path, side, img)
+            return
         key = (path, side)
         self._pending.discard(key)
         if not decoded:
