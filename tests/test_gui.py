@@ -383,6 +383,10 @@ def test_an_unreadable_thumbnail_and_a_dead_thumbnail_worker_leave_the_window_wo
     with qtbot.waitSignal(thumbs.ready, timeout=30_000):
         assert thumbs.get(str(bad), 100) is None
     assert thumbs.get(str(bad), 100).isNull()
+    with qtbot.waitSignal(thumbs.fetched, timeout=30_000) as fetched:  # the compare dialog's way
+        thumbs.fetch(str(bad), 4096)
+    assert fetched.args[:2] == [str(bad), 4096] and fetched.args[2].isNull()
+    assert (str(bad), 4096) not in thumbs._cache
 
     stuck = tmp_path / "stuck.jpg"
     os.mkfifo(stuck)  # a read that blocks until the worker is killed

@@ -49,7 +49,8 @@ class SyncedView(QGraphicsView):
         self.fit()
 
     def fit(self):
-        self.fitInView(self.scene_.sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
+        if not self.item.pixmap().isNull():  # a note ("loading…") stays at its own size
+            self.fitInView(self.scene_.sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
 
     def zoom(self, factor: float, from_partner: bool = False):
         self.scale(factor, factor)
