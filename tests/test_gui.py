@@ -45,6 +45,11 @@ def scan(qtbot, window, folder):
     return blocker.args[0]
 
 
+def regrouped(qtbot, window):
+    """Wait for the window's regrouping (a worker thread) and any rerun it starts."""
+    qtbot.waitUntil(lambda: window.regroup_thread is None, timeout=30_000)
+
+
 def test_scan_through_worker_fills_the_group_model(qtbot, window, photos):
     result = scan(qtbot, window, photos)
     assert window.windowTitle() == "Doppel"
@@ -63,8 +68,8 @@ def test_finished_scan_is_shown_as_linked_unless_the_slider_moved_meanwhile(qtbo
     from app.core.pipeline import ScanResult
 
     relinked = []
-    real = ScanResult.regroup
-    monkeypatch.setattr(ScanResult, "regroup", lambda self, *a, **k: (relinked.append(a[0]), real(self, *a, **k)))
+    real = ScanResult.grouped
+    monkeypatch.setattr(ScanResult, "grouped", lambda self, *a, **k: (relinked.append(a[0]), real(self, *a, **k))[1])
     result = scan(qtbot, window, photos)
     assert relinked == [] and window.model.rowCount() == 2
     assert [len(window.model.group(i).members) for i in range(2)] == [len(g.members) for g in result.groups]
@@ -73,6 +78,7 @@ def test_finished_scan_is_shown_as_linked_unless_the_slider_moved_meanwhile(qtbo
         window.start_scan()
         window.similarity.setValue(100)
     qtbot.waitUntil(lambda: window.scan_thread is None, timeout=10_000)
+    regrouped(qtbot, window)
     # once for the groups on screen when the slider moved, once for the new scan's when it ended
     assert relinked == [1.0, 1.0]
 
@@ -102,9 +108,48 @@ def test_similarity_slider_regroups_without_rescanning(qtbot, window, photos):
     scan(qtbot, window, photos)
     assert window.model.rowCount() == 2
     window.similarity.setValue(100)  # strictest: the grayscale copy still lines up exactly
+    regrouped(qtbot, window)
     assert window.result.stats.embedded == 6  # no rescan happened
+    assert [len(window.model.group(i).members) for i in range(window.model.rowCount())] == \
+           [len(g.members) for g in window.result.groups]
     window.similarity.setValue(50)
+    regrouped(qtbot, window)
     assert window.model.rowCount() == 2
+
+
+def test_regrouping_runs_off_the_window_thread_and_shows_only_the_latest_settings(qtbot, window, photos,
+                                                                                  monkeypatch):
+    import time
+
+    from PySide6.QtCore import QTimer
+
+    from app.core.pipeline import ScanResult
+
+    scan(qtbot, window, photos)
+    calls = []
+    real = ScanResult.grouped
+
+    def slow(self, *a, **k):  # as a large library takes
+        calls.append(a[0])
+        time.sleep(0.5)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(ScanResult, "grouped", slow)
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(10)
+    window.similarity.setValue(100)
+    window.similarity.setValue(90)  # both while the first runs: only the last is made
+    window.similarity.setValue(80)
+    assert window.regroup_thread is not None
+    regrouped(qtbot, window)
+    timer.stop()
+    assert calls == [1.0, 0.8] and window.settings.similarity == 0.8
+    assert len(ticks) > 20  # the event loop ran through the second of regrouping
+    expected = real(window.result, 0.8, window.settings.keeper_rule)
+    assert [[m.row.path for m in g.members] for g in window.result.groups] == \
+           [[m.row.path for m in g.members] for g in expected]
 
 
 def test_dragging_the_slider_regroups_once_on_release(qtbot, window, photos, monkeypatch):
@@ -112,13 +157,14 @@ def test_dragging_the_slider_regroups_once_on_release(qtbot, window, photos, mon
 
     scan(qtbot, window, photos)
     relinked = []
-    real = ScanResult.regroup
-    monkeypatch.setattr(ScanResult, "regroup", lambda self, *a, **k: (relinked.append(a[0]), real(self, *a, **k)))
+    real = ScanResult.grouped
+    monkeypatch.setattr(ScanResult, "grouped", lambda self, *a, **k: (relinked.append(a[0]), real(self, *a, **k))[1])
     window.similarity.setSliderDown(True)  # what a mouse drag does
     for v in range(55, 100, 5):
         window.similarity.setSliderPosition(v)
     assert relinked == []
     window.similarity.setSliderDown(False)
+    regrouped(qtbot, window)
     assert relinked == [0.95] and window.settings.similarity == 0.95
 
 
@@ -215,6 +261,7 @@ def test_preferred_folder_rule_reapplies_to_groups(qtbot, window, photos):
     assert window.keeper_rule.currentData() == "preferred-folder"
     assert "preferred" in window.folders.item(0).text()
     window.keeper_rule.setCurrentIndex(window.keeper_rule.findData("largest-file"))
+    regrouped(qtbot, window)
     for i in range(window.model.rowCount()):
         g = window.model.group(i)
         keeper = next(m for m in g.members if m.reason == "suggested keeper")
@@ -409,9 +456,18 @@ def test_an_unreadable_thumbnail_and_a_dead_thumbnail_worker_leave_the_window_wo
     # Closing does not wait for a decode that has not finished (here, one that never will).
     thumbs.get(str(stuck), 200)
     qtbot.wait(500)
-    workers = list(thumbs._pool._processes.values())
+    workers = list(thumbs._pool._processes)
+
+    def running(pid):  # by the OS: the pool's own thread may be reaping them just now
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    assert workers and all(running(pid) for pid in workers)
     thumbs.close()
-    assert thumbs._pool is None and not any(p.is_alive() for p in workers)
+    assert thumbs._pool is None
+    qtbot.waitUntil(lambda: not any(running(pid) for pid in workers), timeout=5_000)
     assert thumbs.get(str(photos / "b.jpg"), 100) is None and thumbs._pool is None
 
 

@@ -1,6 +1,7 @@
 """Doppel's main window: folders, scan progress, the group list and the side-by-side review."""
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import os
@@ -19,7 +20,7 @@ from app.gui.group_model import THUMB_SIDE, GroupListModel, human_size
 from app.gui.group_view import GroupView
 from app.gui.journal_dialog import JournalDialog
 from app.gui.thumbnails import ThumbnailCache
-from app.gui.workers import ScanWorker, TrashWorker, retire, start_in_thread
+from app.gui.workers import RegroupWorker, ScanWorker, TrashWorker, retire, start_in_thread
 from app.settings import KEEPER_RULES, Settings
 
 RESOURCES = Path(__file__).resolve().parent.parent.parent / "resources"
@@ -45,6 +46,10 @@ class MainWindow(QMainWindow):
         self.scan_thread = None
         self.trash_thread = None
         self.trash_worker = None
+        self.regroup_thread = None
+        self.regroup_worker = None
+        self._regroup_wanted = 0  # bumped by every regroup(): only the latest one's groups are shown
+        self._regrouping = None  # the result the running regroup works on
         self.problem_box = None
         self.partial_updates = 0  # "groups so far" updates shown during scans
         self.compare_dialog = None
@@ -79,7 +84,7 @@ class MainWindow(QMainWindow):
         self.similarity.setRange(0, 100)
         self.similarity.setValue(int(round(self.settings.similarity * 100)))
         self.similarity.setFixedWidth(140)
-        self.similarity.setToolTip("Stricter finds fewer, surer groups; regroups instantly without rescanning")
+        self.similarity.setToolTip("Stricter finds fewer, surer groups; regroups without rescanning")
         # Regroup when the handle is released, not at every step of a drag: linking 5,000 photos
         # takes about a second in this thread.
         self.similarity.setTracking(False)
@@ -340,14 +345,48 @@ class MainWindow(QMainWindow):
                 s.preferred_folder)
 
     def regroup(self, *_):
+        """Group the scan's result again for the current settings, in a worker thread (seconds
+        for a large library). A change that comes while it runs starts another run when it ends;
+        only the groups of the latest settings and rows are shown."""
         self.settings.similarity = self.similarity.value() / 100
         self.settings.keeper_rule = self.keeper_rule.currentData()
         self._save_settings()
         if self.result is None:
             return
-        self.result.regroup(self.settings.similarity, self.settings.keeper_rule,
-                            self.settings.reference_folders, self.settings.preferred_folder)
-        self._show_groups(self.result.groups)
+        self._regroup_wanted += 1
+        if self.regroup_thread is None:
+            self._start_regroup()
+
+    def _start_regroup(self):
+        s = self.settings
+        self._regrouping = self.result
+        self.regroup_worker = worker = RegroupWorker(
+            self.result, (s.similarity, s.keeper_rule, tuple(s.reference_folders), s.preferred_folder),
+            self._regroup_wanted)
+        worker.finished.connect(self._on_regrouped)
+        worker.failed.connect(self._on_regroup_failed)
+        self.statusBar().showMessage("Regrouping…")
+        self.regroup_thread = start_in_thread(worker)
+        self.regroup_thread.finished.connect(self._regroup_thread_done)
+
+    def _on_regrouped(self, generation: int, groups):
+        # not if the settings changed meanwhile, or a new scan's result came
+        if generation == self._regroup_wanted and self._regrouping is self.result:
+            self.result.groups = groups
+            self._show_groups(groups)
+            self.statusBar().showMessage(f"{len(groups)} groups", 5000)
+
+    def _on_regroup_failed(self, generation: int, message: str):
+        if generation == self._regroup_wanted:
+            self.show_problems("The groups could not be made again.", [message])
+
+    def _regroup_thread_done(self):
+        retire(self.regroup_thread)
+        done = self.regroup_worker.generation
+        self.regroup_thread = None
+        self.regroup_worker = None
+        if done != self._regroup_wanted and self.result is not None:
+            self._start_regroup()
 
     def _group_selected(self, current: QModelIndex, _previous=None):
         if not current.isValid():
@@ -419,6 +458,12 @@ class MainWindow(QMainWindow):
         gone = {e.path for e in outcome.trashed}
         if self.result is not None and gone:
             self.result.rows = [r for r in self.result.rows if r.path not in gone]
+            # Off the screen at once; the groups are made again from the rows that are left in
+            # the background (a copy may have held its group together).
+            kept = [dataclasses.replace(g, members=[m for m in g.members if m.row.path not in gone])
+                    for g in self.result.groups]
+            self.result.groups = [g for g in kept if len(g.members) > 1]
+            self._show_groups(self.result.groups)
             self.regroup()
         self.progress_label.setText(f"Moved {len(outcome.trashed)} files to the trash, freeing {human_size(outcome.freed)}.")
         if outcome.problems:
@@ -436,7 +481,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event):
         if self.scan_worker is not None:
             self.scan_worker.cancel()
-        for t in (self.scan_thread, self.trash_thread):
+        for t in (self.scan_thread, self.trash_thread, self.regroup_thread):
             if t is not None:
                 t.quit()
                 t.wait(30000)

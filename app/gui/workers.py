@@ -93,6 +93,27 @@ class TrashWorker(QObject):
         self.finished.emit(outcome)
 
 
+class RegroupWorker(QObject):
+    """ScanResult.grouped for other settings, off the window's thread."""
+
+    finished = Signal(int, object)  # generation, list of groups
+    failed = Signal(int, str)
+
+    def __init__(self, result, settings: tuple, generation: int):
+        super().__init__()
+        self.result, self.settings, self.generation = result, settings, generation
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            groups = self.result.grouped(*self.settings)
+        except Exception as exc:
+            log.error("regrouping failed:\n%s", traceback.format_exc())
+            self.failed.emit(self.generation, f"Regrouping failed: {exc}\nDetails are in the log: {paths.log_dir()}")
+            return
+        self.finished.emit(self.generation, groups)
+
+
 def start_in_thread(worker: QObject) -> QThread:
     """Move ``worker`` to a new QThread and run it; the thread ends when the worker finishes.
 
