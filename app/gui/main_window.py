@@ -86,7 +86,7 @@ class MainWindow(QMainWindow):
         self.similarity.setFixedWidth(140)
         self.similarity.setToolTip("Stricter finds fewer, surer groups; regroups without rescanning")
         # Regroup when the handle is released, not at every step of a drag: linking 5,000 photos
-        # takes about a second in this thread.
+        # takes seconds, and each step would queue another run.
         self.similarity.setTracking(False)
         self.similarity.valueChanged.connect(self.regroup)
         tb.addWidget(self.similarity)
