@@ -471,6 +471,43 @@ def test_an_unreadable_thumbnail_and_a_dead_thumbnail_worker_leave_the_window_wo
     assert thumbs.get(str(photos / "b.jpg"), 100) is None and thumbs._pool is None
 
 
+_CLOSE_WHILE_SENDING = """
+import sys, time
+from PySide6.QtWidgets import QApplication
+from app.gui.thumbnails import ThumbnailCache
+app = QApplication([])
+cache = ThumbnailCache()
+got = []
+cache.fetched.connect(lambda *a: got.append(1))
+for _ in range(8):  # large images: each takes a while to hand back
+    cache.fetch(sys.argv[1], 4096)
+while not got:
+    app.processEvents()
+    time.sleep(0.001)
+time.sleep(float(sys.argv[2]))
+cache.close()
+"""
+
+
+def test_closing_while_workers_hand_back_images_lets_the_app_exit(tmp_path):
+    """Workers stopped by close() while others' images were on their way back left the pool's
+    reading thread waiting for the rest of a message, and the process never exited (2 runs of 5
+    hung before images were handed back through files)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (2000, 3000, 3), dtype=np.uint8)).save(big)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    for delay in ("0", "0.01", "0.03"):
+        run = subprocess.run([sys.executable, "-c", _CLOSE_WHILE_SENDING, str(big), delay], env=env,
+                             timeout=120, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+
+
 def test_worker_threads_end_and_are_freed_cleanly_many_times(qtbot):
     """Short workers back to back, as scans and trash runs are: the window drops its references
     once the thread has ended. With a deleteLater on the worker thread as well, this crashed

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 
 from app.gui.scan_process import SCAN_NICENESS
 
@@ -32,13 +33,28 @@ def decode_thumbnail(path: str, side: int) -> tuple[int, int, bytes, str]:
         return im.width, im.height, im.tobytes("raw", "RGB"), str(taken)
 
 
-def decode_or_nothing(path: str, side: int) -> tuple[int, int, bytes, str]:
-    """decode_thumbnail, with (0, 0, b"", "") for a file it cannot show: nothing raises out of a
-    worker but a crash."""
+def decode_to_file(path: str, side: int, folder: str) -> tuple[int, int, str, str]:
+    """decode_thumbnail, with the pixels written to a new file in ``folder``: (width, height,
+    that file, date taken); (0, 0, "", "") for an image it cannot show.
+
+    Only those few bytes go back through the pool's pipe, in one write that cannot be cut short:
+    a worker stopped while it sent a whole image left the pool's reading thread waiting for the
+    rest of it, and the process could not exit (seen when a window closed during a test run).
+    """
+    name = ""
     try:
-        return decode_thumbnail(path, side)
-    except Exception:
-        return 0, 0, b"", ""
+        width, height, data, taken = decode_thumbnail(path, side)
+        fd, name = tempfile.mkstemp(dir=folder, suffix=".rgb")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return width, height, name, str(taken)[:200]
+    except Exception:  # nothing larger than this tuple goes back, not even a traceback
+        if name:
+            try:
+                os.unlink(name)
+            except OSError:
+                pass
+        return 0, 0, "", ""
 
 
 def init_worker() -> None:

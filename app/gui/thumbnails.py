@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import os
+import shutil
+import tempfile
 import weakref
 from collections import OrderedDict
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -13,7 +16,7 @@ from typing import Optional
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
-from app.gui.thumbnail_decode import decode_or_nothing, init_worker, warm_up
+from app.gui.thumbnail_decode import decode_to_file, init_worker, warm_up
 
 # Processes, not threads: decoding in threads of the window's process (a full-size PNG has no
 # reduced-size decode) competed with the window for the interpreter lock as well as for the
@@ -21,21 +24,32 @@ from app.gui.thumbnail_decode import decode_or_nothing, init_worker, warm_up
 WORKERS = 2
 
 
-def to_qimage(width: int, height: int, data: bytes) -> QImage:
-    if not width or not height:
+def from_file(width: int, height: int, name: str) -> QImage:
+    """The image a worker wrote (decode_to_file), read and removed."""
+    if not name:
+        return QImage()
+    try:
+        with open(name, "rb") as f:
+            data = f.read()
+        os.unlink(name)
+    except OSError:  # the folder went with close()
+        return QImage()
+    if len(data) != width * height * 3:
         return QImage()
     return QImage(data, width, height, width * 3, QImage.Format.Format_RGB888).copy()
 
 
 def _finished(cache_ref, pool: ProcessPoolExecutor, path: str, side: int, cached: bool, fut: Future) -> None:
     """In the pool's thread: hand the result to the window's thread through a signal."""
-    cache = cache_ref()
-    if cache is None or cache._closed or fut.cancelled():
+    if fut.cancelled():
         return
     exc = fut.exception()
+    image = from_file(*fut.result()[:3]) if exc is None else None  # the file is removed either way
+    cache = cache_ref()
+    if cache is None or cache._closed:
+        return
     if exc is None:
-        width, height, data, taken = fut.result()
-        cache._signals.done.emit(path, side, to_qimage(width, height, data), taken, True, cached)
+        cache._signals.done.emit(path, side, image, fut.result()[3], True, cached)
         return
     # A worker died: the next request starts a fresh pool.
     if isinstance(exc, BrokenProcessPool) and cache._pool is pool:
@@ -62,6 +76,7 @@ class ThumbnailCache(QObject):
         self._signals = _Signals(self)  # owned by the cache: never deleted from the pool's thread
         self._signals.done.connect(self._store)
         self._pool: Optional[ProcessPoolExecutor] = None  # started on the first thumbnail asked for
+        self._folder: Optional[str] = None  # where the workers put the pixels they decoded
         self._closed = False
 
     def get(self, path: str, side: int):
@@ -86,7 +101,7 @@ class ThumbnailCache(QObject):
         for _ in range(2):  # a pool broken by a crash is replaced once
             pool = self.start()
             try:
-                fut = pool.submit(decode_or_nothing, path, side)
+                fut = pool.submit(decode_to_file, path, side, self._folder)
             except BrokenProcessPool:
                 self._pool = None
                 continue
@@ -99,6 +114,8 @@ class ThumbnailCache(QObject):
         """The worker processes, started now if they are not running (the window calls this
         when a scan starts, so that they are ready when its results are shown)."""
         if self._pool is None:
+            if self._folder is None:
+                self._folder = tempfile.mkdtemp(prefix="doppel-thumbnails-")
             self._pool = ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=init_worker)
             for _ in range(WORKERS):  # one job each starts them all
@@ -135,7 +152,9 @@ class ThumbnailCache(QObject):
         if pool is not None:
             workers = list(pool._processes.values())  # the executor offers no way to stop a running job
             pool.shutdown(wait=False, cancel_futures=True)
-            for proc in workers:
+            for proc in workers:  # safe: a worker is never stopped halfway through a message
                 proc.terminate()
             for proc in workers:
                 proc.join(5)
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
