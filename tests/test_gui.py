@@ -465,8 +465,10 @@ def test_an_unreadable_thumbnail_and_a_dead_thumbnail_worker_leave_the_window_wo
             return False
 
     assert workers and all(running(pid) for pid in workers)
+    folder = thumbs._folder
+    assert os.listdir(folder) == []  # every image handed back was read and removed
     thumbs.close()
-    assert thumbs._pool is None
+    assert thumbs._pool is None and not os.path.exists(folder)
     qtbot.waitUntil(lambda: not any(running(pid) for pid in workers), timeout=5_000)
     assert thumbs.get(str(photos / "b.jpg"), 100) is None and thumbs._pool is None
 

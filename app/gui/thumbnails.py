@@ -116,6 +116,8 @@ class ThumbnailCache(QObject):
         if self._pool is None:
             if self._folder is None:
                 self._folder = tempfile.mkdtemp(prefix="doppel-thumbnails-")
+                # also gone when the app exits without close() (a test, a script)
+                weakref.finalize(self, shutil.rmtree, self._folder, True)
             self._pool = ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=init_worker)
             for _ in range(WORKERS):  # one job each starts them all
