@@ -49,7 +49,6 @@ class MainWindow(QMainWindow):
         self.regroup_thread = None
         self.regroup_worker = None
         self._regroup_wanted = 0  # bumped by every regroup(): only the latest one's groups are shown
-        self._regrouping = None  # the result the running regroup works on
         self.problem_box = None
         self.partial_updates = 0  # "groups so far" updates shown during scans
         self.compare_dialog = None
@@ -359,7 +358,6 @@ class MainWindow(QMainWindow):
 
     def _start_regroup(self):
         s = self.settings
-        self._regrouping = self.result
         self.regroup_worker = worker = RegroupWorker(
             self.result, (s.similarity, s.keeper_rule, tuple(s.reference_folders), s.preferred_folder),
             self._regroup_wanted)
@@ -370,8 +368,9 @@ class MainWindow(QMainWindow):
         self.regroup_thread.finished.connect(self._regroup_thread_done)
 
     def _on_regrouped(self, generation: int, groups):
-        # not if the settings changed meanwhile, or a new scan's result came
-        if generation == self._regroup_wanted and self._regrouping is self.result:
+        # not if the settings changed meanwhile, or a new scan's result came (the worker is still
+        # held here: its thread's end, which lets go of it, is queued after this)
+        if generation == self._regroup_wanted and self.regroup_worker.result is self.result:
             self.result.groups = groups
             self._show_groups(groups)
             self.statusBar().showMessage(f"{len(groups)} groups", 5000)

@@ -9,6 +9,7 @@ import os
 import signal
 import tempfile
 
+from app.core import library_snapshot
 from app.gui.scan_process import SCAN_NICENESS
 
 
@@ -50,10 +51,7 @@ def decode_to_file(path: str, side: int, folder: str) -> tuple[int, int, str, st
         return width, height, name, str(taken)[:200]
     except Exception:  # nothing larger than this tuple goes back, not even a traceback
         if name:
-            try:
-                os.unlink(name)
-            except OSError:
-                pass
+            library_snapshot.discard(name)
         return 0, 0, "", ""
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
-import os
 import shutil
 import tempfile
 import weakref
@@ -16,6 +15,7 @@ from typing import Optional
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
+from app.core import library_snapshot
 from app.gui.thumbnail_decode import decode_to_file, init_worker, warm_up
 
 # Processes, not threads: decoding in threads of the window's process (a full-size PNG has no
@@ -31,9 +31,10 @@ def from_file(width: int, height: int, name: str) -> QImage:
     try:
         with open(name, "rb") as f:
             data = f.read()
-        os.unlink(name)
     except OSError:  # the folder went with close()
         return QImage()
+    finally:
+        library_snapshot.discard(name)
     if len(data) != width * height * 3:
         return QImage()
     return QImage(data, width, height, width * 3, QImage.Format.Format_RGB888).copy()
@@ -44,12 +45,13 @@ def _finished(cache_ref, pool: ProcessPoolExecutor, path: str, side: int, cached
     if fut.cancelled():
         return
     exc = fut.exception()
-    image = from_file(*fut.result()[:3]) if exc is None else None  # the file is removed either way
+    width, height, name, taken = fut.result() if exc is None else (0, 0, "", "")
+    image = from_file(width, height, name)  # read and removed even when no one wants it now
     cache = cache_ref()
     if cache is None or cache._closed:
         return
     if exc is None:
-        cache._signals.done.emit(path, side, image, fut.result()[3], True, cached)
+        cache._signals.done.emit(path, side, image, taken, True, cached)
         return
     # A worker died: the next request starts a fresh pool.
     if isinstance(exc, BrokenProcessPool) and cache._pool is pool:
