@@ -50,6 +50,21 @@ def regrouped(qtbot, window):
     qtbot.waitUntil(lambda: window.regroup_thread is None, timeout=30_000)
 
 
+def record_regroupings(monkeypatch) -> list:
+    """The similarity of every regrouping from now on, in order (ScanResult.grouped still runs)."""
+    from app.core.pipeline import ScanResult
+
+    seen = []
+    real = ScanResult.grouped
+
+    def grouped(self, *a, **k):
+        seen.append(a[0])
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(ScanResult, "grouped", grouped)
+    return seen
+
+
 def test_scan_through_worker_fills_the_group_model(qtbot, window, photos):
     result = scan(qtbot, window, photos)
     assert window.windowTitle() == "Doppel"
@@ -65,11 +80,7 @@ def test_scan_through_worker_fills_the_group_model(qtbot, window, photos):
 
 def test_finished_scan_is_shown_as_linked_unless_the_slider_moved_meanwhile(qtbot, window, photos, monkeypatch):
     """Linking a large library takes seconds: the window must not redo it at the end of a scan."""
-    from app.core.pipeline import ScanResult
-
-    relinked = []
-    real = ScanResult.grouped
-    monkeypatch.setattr(ScanResult, "grouped", lambda self, *a, **k: (relinked.append(a[0]), real(self, *a, **k))[1])
+    relinked = record_regroupings(monkeypatch)
     result = scan(qtbot, window, photos)
     assert relinked == [] and window.model.rowCount() == 2
     assert [len(window.model.group(i).members) for i in range(2)] == [len(g.members) for g in result.groups]
@@ -153,12 +164,8 @@ def test_regrouping_runs_off_the_window_thread_and_shows_only_the_latest_setting
 
 
 def test_dragging_the_slider_regroups_once_on_release(qtbot, window, photos, monkeypatch):
-    from app.core.pipeline import ScanResult
-
     scan(qtbot, window, photos)
-    relinked = []
-    real = ScanResult.grouped
-    monkeypatch.setattr(ScanResult, "grouped", lambda self, *a, **k: (relinked.append(a[0]), real(self, *a, **k))[1])
+    relinked = record_regroupings(monkeypatch)
     window.similarity.setSliderDown(True)  # what a mouse drag does
     for v in range(55, 100, 5):
         window.similarity.setSliderPosition(v)
