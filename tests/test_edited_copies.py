@@ -145,6 +145,20 @@ def test_a_shared_crop_does_not_join_two_photos_it_fits_in():
     assert all(not {1, 2} <= set(c) for c in clusters)
 
 
+def test_a_tie_between_two_merges_is_settled_by_path_order_not_by_ids():
+    # B is a crop inside A and inside C; A and C were never verified together, so only one of
+    # them can join B, and both pairs score the same. Ids come from absolute paths, so the same
+    # three files in another folder have other ids: the nodes' order (by path) must decide.
+    def linked(a, b, c):
+        pairs = sorted([_pair(*sorted((a, b)), "crop", "a" if a < b else "b", 0.95),
+                        _pair(*sorted((c, b)), "crop", "a" if c < b else "b", 0.95)], key=lambda p: (p.a, p.b))
+        clusters = grouping.complete_linkage([a, b, c], pairs)
+        name = {a: "A", b: "B", c: "C"}
+        return sorted(sorted(name[x] for x in cl) for cl in clusters)
+
+    assert linked(10, 20, 30) == linked(30, 20, 10) == [["A", "B"]]
+
+
 def test_copies_that_do_not_overlap_join_through_the_photo_that_shows_them_all():
     # 1 = original, 2 and 3 = crops of opposite corners, 4 = a bordered copy containing 1.
     pairs = [_pair(1, 2, "crop"), _pair(1, 3, "crop"), _pair(4, 1, "crop"), _pair(4, 2, "crop")]

@@ -207,7 +207,11 @@ def complete_linkage(nodes: list[int], pairs: list[Pair], bridge=None, edges_out
     put A and C together unless something in the group shows both.
     ``bridge(x, y, cluster)`` may verify a remaining pair directly (overlapping crops placed by
     a shared member); what it verifies becomes an edge like any other.
+    Merges are tried best pair first; ties, and which cluster absorbs the other, follow the
+    order of ``nodes`` (groups_from_pairs: by path), never the ids, which are made from absolute
+    paths: the same files scanned from another folder are linked the same way.
     """
+    rank = {n: i for i, n in enumerate(nodes)}
     edge = {(p.a, p.b): p.match.score for p in pairs}
     edge.update({(p.b, p.a): p.match.score for p in pairs})
     covered_by: dict[int, set] = defaultdict(set)
@@ -264,8 +268,8 @@ def complete_linkage(nodes: list[int], pairs: list[Pair], bridge=None, edges_out
         return max(min(cx[z], cy[z]) for z in common)
 
     failed: set = set()  # merges that failed, by both clusters as they were (clusters only grow)
-    for p in sorted(pairs, key=lambda p: -p.match.score):
-        ca, cb = owner[p.a], owner[p.b]
+    for p in sorted(pairs, key=lambda p: (-p.match.score, min(rank[p.a], rank[p.b]), max(rank[p.a], rank[p.b]))):
+        ca, cb = sorted((owner[p.a], owner[p.b]), key=rank.__getitem__)
         if ca == cb:
             continue
         attempt = frozenset(((ca, len(cluster[ca])), (cb, len(cluster[cb]))))
@@ -327,7 +331,9 @@ def make_bridge(pairs: list[Pair], by_id: dict[int, Row], threshold: float, over
         return verify.placement(p.match, sa, sb, "a" if node == p.a else "b")
 
     def bridge(x: int, y: int, members: list[int]) -> Optional[float]:
-        key = (min(x, y), max(x, y))
+        if (by_id[y].path, y) < (by_id[x].path, x):  # overlap_score is not symmetric: one order for a pair
+            x, y = y, x
+        key = (x, y)
         if key in tried:
             return tried[key]
         best = None
@@ -349,7 +355,7 @@ def make_bridge(pairs: list[Pair], by_id: dict[int, Row], threshold: float, over
 
 
 # Bump when linkage, bridging or group kinds change: remembered groupings are then recomputed.
-GROUPING_VERSION = 1
+GROUPING_VERSION = 2
 
 
 def grouping_key(rows: list[Row], pairs: list[Pair], similarity: float) -> str:
