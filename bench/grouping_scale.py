@@ -25,6 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.core import grouping  # noqa: E402
+from app.core.allocator import keep_freed_memory  # noqa: E402
 from app.core.library import Row  # noqa: E402
 from bench.speed import tree_rss_kb  # noqa: E402
 
@@ -49,6 +50,7 @@ def main():
     args = ap.parse_args()
     import cv2
 
+    keep_freed_memory()  # as pipeline.scan does
     peak = [0]  # reset when the grouping starts: making the test data is not grouping
     lock = threading.Lock()
     done = threading.Event()
