@@ -227,10 +227,10 @@ def test_choosing_the_model_does_not_import_torch():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator only")
 def test_scan_processes_keep_freed_memory_for_the_next_batch():
-    code = ("import ctypes, ctypes.util; from app.core.allocator import keep_freed_memory; "
-            "print(keep_freed_memory(), keep_freed_memory())")
+    code = ("from app.core.allocator import keep_freed_memory, release_freed_memory; "
+            "print(keep_freed_memory(), keep_freed_memory(), release_freed_memory())")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["True", "True"]
+    assert out.split() == ["True", "True", "True"]
 
 
 def test_parallel_verification_keeps_few_chunks_waiting_and_agrees_with_one_process(monkeypatch):
