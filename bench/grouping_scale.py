@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.core import grouping  # noqa: E402
-from app.core.allocator import keep_freed_memory  # noqa: E402
+from app.core.allocator import keep_freed_memory, release_freed_memory  # noqa: E402
 from app.core.library import Row  # noqa: E402
 from bench.speed import tree_rss_kb  # noqa: E402
 
@@ -80,6 +80,7 @@ def main():
     for s in range(0, n, 10_000):  # in slices: the norm of the whole matrix at once is another 800 MB for 100,000
         part = vec[s:s + 10_000]
         part /= np.linalg.norm(part, axis=1, keepdims=True)
+    del part  # a view: it kept all the vectors alive through verification after `del vec` below
     rows = [Row(i, f"/synthetic/{i:06d}.jpg", 1000 + i, i, f"{i:064x}", 96, 72, "JPEG", "synthetic", "", sig[i])
             for i in range(n)]
     print(f"made {n} photos ({args.dim}-d vectors, {len(copies)} planted copies) in {time.monotonic() - t:.1f} s")
@@ -99,6 +100,7 @@ def main():
     ids = [r.id for r in rows]
     cands = grouping.candidate_pairs(ids, vec)
     del vec, centres  # as in a scan: nothing after the search needs the vectors (pipeline.find_pairs)
+    release_freed_memory()
     t1 = time.monotonic()
     print(f"after the search: {mb()}", flush=True)
     outcomes = grouping.verify_candidates(cands, lambda i: sig[i], workers=args.workers)
