@@ -258,6 +258,9 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
                 r.vector = None
             cands = grouping.candidate_pairs(rep_ids, matrix, queries, progress)
             del matrix
+            # the search's working memory (PCA, graph, re-scoring blocks) stays in the heap
+            # otherwise: 212 MB handed back at 100,000 synthetic photos
+            release_freed_memory()
     # Of the remembered negatives only that they were verified matters, and only when there is
     # something to verify: an unchanged rescan does not read them (54,508 rows: 0.13-0.17 s).
     verified = (cache.verified(stamps) if cache and cands else set()) | from_scan.keys()
