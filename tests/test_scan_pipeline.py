@@ -180,3 +180,10 @@ def test_partial_groups_during_scan_agree_with_the_final_groups(photo_folder, li
             paths = frozenset(m.row.path for m in g.members)
             assert any(paths <= f for f in final)
     assert {frozenset(m.row.path for m in g.members) for g in seen[-1]} == final
+    # ranked before they are sent, and sent light: the window unpickles them holding the GIL
+    last = {frozenset(m.row.path for m in g.members): g for g in seen[-1]}
+    for g in result.groups:
+        shown = last[frozenset(m.row.path for m in g.members)]
+        assert [(m.row.path, m.keep) for m in shown.members] == [(m.row.path, m.keep) for m in g.members]
+    assert all(g.pair_scores == {} and all(m.row.signature is None and m.row.vector is None for m in g.members)
+               for groups in seen for g in groups)
