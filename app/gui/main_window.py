@@ -112,6 +112,9 @@ class MainWindow(QMainWindow):
         self.groups = QListView()
         self.groups.setModel(self.model)
         self.groups.setIconSize(QSize(THUMB_SIDE, THUMB_SIDE))
+        # every row is the same size (GroupModel's SizeHintRole): a reset by a groups-so-far
+        # update then lays out one row, not all of them
+        self.groups.setUniformItemSizes(True)
         self.groups.selectionModel().currentChanged.connect(self._group_selected)
         ll.addWidget(self.groups)
 
