@@ -16,6 +16,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from app.core.allocator import MMAP_THRESHOLD
+
 EXACT_MAX = 30_000
 # Few queries (a batch of groups-so-far during a scan, a rescan's new photos) are answered exactly
 # whatever the library's size: an approximate index is built over the whole library first (PCA and
@@ -24,7 +26,9 @@ EXACT_MAX = 30_000
 PCA_DIM = 256
 APPROX_HITS = 4  # the approximate search returns this many times k before exact re-scoring
 BLOCK = 1024  # queries per matrix product: 1024 x 30,000 floats = 120 MB
-GATHER_BYTES = 32 << 20
+# Neighbour vectors gathered for re-scoring, per step: well under the allocator's mmap threshold,
+# above which a block is mapped and faulted in afresh each time.
+GATHER_BYTES = MMAP_THRESHOLD // 2
 
 
 def nearest(base: np.ndarray, k: int, queries: Optional[np.ndarray] = None, progress=None) -> tuple[np.ndarray, np.ndarray]:
@@ -98,9 +102,8 @@ def _approximate(base: np.ndarray, queries: np.ndarray, k: int, progress=None):
     b = torch.from_numpy(np.ascontiguousarray(base))  # float16 is fine: blocks are widened below
     out_i = np.empty((len(queries), k), np.int64)
     out_s = np.empty((len(queries), k), np.float32)
-    # Gathered neighbour vectors per step: kept under allocator.MMAP_THRESHOLD, so the block is
-    # reused from the heap. 256 queries (136 MB for 2048-d) were mapped and faulted in afresh
-    # every step: at 100,000 photos the re-scoring took 54 s, 28 of them in the kernel; 64: 11 s.
+    # 256 queries a step (136 MB for 2048-d) were mapped and faulted in afresh every step: at
+    # 100,000 photos the re-scoring took 54 s, 28 of them in the kernel; 64 (GATHER_BYTES): 11 s.
     step = max(1, GATHER_BYTES // (wide * b.shape[1] * 4))
     for s in range(0, len(queries), step):
         q = torch.from_numpy(queries[s:s + step])
