@@ -102,12 +102,14 @@ def candidate_pairs(ids: list[int], vectors: np.ndarray, queries: Optional[list[
     sc = scores.ravel()
     keep = (sc >= min_cosine) & (a != b)
     lo, hi, sc = np.minimum(a, b)[keep], np.maximum(a, b)[keep], sc[keep]
+    if not len(sc):
+        return {}
     # each pair once, with its best score, in the order it was first found (as a dict fills)
     seen = np.arange(len(sc))
     order = np.lexsort((seen, hi, lo))
     lo, hi, sc, seen = lo[order], hi[order], sc[order], seen[order]
-    starts = np.flatnonzero(np.r_[True, (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])]) if len(sc) else np.zeros(0, np.int64)
-    best = np.maximum.reduceat(sc, starts) if len(sc) else sc
+    starts = np.flatnonzero(np.r_[True, (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])])
+    best = np.maximum.reduceat(sc, starts)
     first = np.argsort(seen[starts], kind="stable")
     lo, hi, best = lo[starts][first], hi[starts][first], best[first]
     out: dict[tuple[int, int], float] = {}
