@@ -50,6 +50,8 @@ def main():
     args = ap.parse_args()
     import cv2
 
+    from app.core import search  # torch: not at the top, where verification workers would import it too
+
     keep_freed_memory()  # as pipeline.scan does
     peak = [0]  # reset when the grouping starts: making the test data is not grouping
     lock = threading.Lock()
@@ -81,6 +83,9 @@ def main():
         part = vec[s:s + 10_000]
         part /= np.linalg.norm(part, axis=1, keepdims=True)
     del part  # a view: it kept all the vectors alive through verification after `del vec` below
+    # what pipeline.find_pairs searches: the rows' vectors gathered into one matrix, float16 for a
+    # library that is searched approximately (search.matrix_dtype)
+    vec = vec.astype(search.matrix_dtype(n, n))
     rows = [Row(i, f"/synthetic/{i:06d}.jpg", 1000 + i, i, f"{i:064x}", 96, 72, "JPEG", "synthetic", "", sig[i])
             for i in range(n)]
     print(f"made {n} photos ({args.dim}-d vectors, {len(copies)} planted copies) in {time.monotonic() - t:.1f} s")
@@ -98,8 +103,11 @@ def main():
           flush=True)
     t0 = time.monotonic()
     ids = [r.id for r in rows]
-    cands = grouping.candidate_pairs(ids, vec)
+    hits = grouping.nearest_hits(ids, vec)
     del vec, centres  # as in a scan: nothing after the search needs the vectors (pipeline.find_pairs)
+    release_freed_memory()
+    cands = grouping.fold_hits(*hits)
+    del hits
     release_freed_memory()
     t1 = time.monotonic()
     print(f"after the search: {mb()}", flush=True)

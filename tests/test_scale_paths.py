@@ -99,9 +99,9 @@ def test_a_first_scan_holds_each_vector_once_while_searching(tmp_path, library, 
     root = tmp_path / "photos"
     make_folder(root)
     rows, searched, still_held = [], [], []
-    real_find, real_search, real_verify = pipeline.find_pairs, pipeline.grouping.candidate_pairs, pipeline.grouping.verify_candidates
+    real_find, real_search, real_verify = pipeline.find_pairs, pipeline.grouping.nearest_hits, pipeline.grouping.verify_candidates
     monkeypatch.setattr(pipeline, "find_pairs", lambda good, *a, **k: rows.extend(good) or real_find(good, *a, **k))
-    monkeypatch.setattr(pipeline.grouping, "candidate_pairs",
+    monkeypatch.setattr(pipeline.grouping, "nearest_hits",
                         lambda ids, vectors, *a, **k: searched.append(vectors.shape) or real_search(ids, vectors, *a, **k))
     monkeypatch.setattr(pipeline.grouping, "verify_candidates",
                         lambda *a, **k: still_held.append(sum(r.vector is not None for r in rows)) or real_verify(*a, **k))
@@ -109,6 +109,29 @@ def test_a_first_scan_holds_each_vector_once_while_searching(tmp_path, library, 
     assert searched == [(5, library.dim)]  # the search had every photo's vector...
     assert len(rows) == 5 and still_held == [0]  # ...and the rows kept none beside it
     assert len(result.groups) == 1
+
+
+def test_a_large_library_is_held_and_searched_in_float16_with_the_same_groups(tmp_path, library, embedder,
+                                                                               monkeypatch):
+    root = tmp_path / "photos"
+    make_folder(root)
+    plain = scan([str(root)], library, embedder, workers=0)
+    monkeypatch.setattr(search, "EXACT_MAX", 2)  # these 5 photos count as a large library
+    held, searched = [], []
+    other = Library(str(tmp_path / "large.db"), library.model, library.dim)
+    real_upsert, real_search = other.upsert, pipeline.grouping.nearest_hits
+    monkeypatch.setattr(other, "upsert", lambda rows: held.extend(r.vector.dtype for r in rows) or real_upsert(rows))
+    monkeypatch.setattr(pipeline.grouping, "nearest_hits",
+                        lambda ids, vectors, *a, **k: searched.append(vectors.dtype) or real_search(ids, vectors, *a, **k))
+    try:
+        large = scan([str(root)], other, embedder, workers=0)
+        assert searched == [np.float16]
+        assert set(held) == {np.dtype(np.float32)}  # stored as computed...
+        assert groups_of(large) == groups_of(plain) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
+        stored = other.vectors([r.id for r in large.rows])  # ...not rounded as the search's copy is
+        assert stored.dtype == np.float32 and not np.array_equal(stored, stored.astype(np.float16))
+    finally:
+        other.close()
 
 
 def test_rescan_regroups_from_the_pair_cache_and_new_files_join(tmp_path, library, embedder, monkeypatch):

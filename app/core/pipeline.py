@@ -227,11 +227,11 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
     queries = [i for i in rep_ids if i not in done]
     by_id = {r.id: r for r in good}
 
-    def vectors_of(ids: list[int], release: bool = False) -> np.ndarray:
+    def vectors_of(ids: list[int], release: bool = False, dtype=np.float32) -> np.ndarray:
         """The vectors of ``ids`` as one matrix. ``release``: each row drops its own vector once
         copied, so a whole library's vectors are not held twice while they are gathered (800 MB
         more for 100,000 photos with ResNet-50: see allocator.release_freed_memory)."""
-        matrix = np.empty((len(ids), library.dim), np.float32)
+        matrix = np.empty((len(ids), library.dim), dtype)
         missing = []
         for n, i in enumerate(ids):
             if by_id[i].vector is None:
@@ -254,25 +254,32 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
             hits = library.neighbours(vectors_of(queries), grouping.TOP_K * 2)
             grouping.candidates_from_hits(cands, queries, hits, wanted)
         else:
+            from app.core import search  # torch: decoding workers import this module
+
             progress.note("Loading vectors")
-            matrix = vectors_of(rep_ids, release=True)
+            matrix = vectors_of(rep_ids, release=True, dtype=search.matrix_dtype(len(rep_ids), len(queries)))
             # The matrix holds them now and nothing after the search needs them: without this, a
             # first scan held every vector twice while searching (800 MB more for 100,000 photos
             # with ResNet-50). Exact copies (not representatives) still hold theirs.
             for r in good:
                 r.vector = None
-            cands = grouping.candidate_pairs(rep_ids, matrix, queries, progress)
+            hits = grouping.nearest_hits(rep_ids, matrix, queries, progress)
+            # gone before the hits become a dict of pairs (about 280 MB for 100,000 photos), and
+            # the search's working memory (PCA, graph, re-scoring blocks), which otherwise stays
+            # in the heap: 212 MB handed back at 100,000 synthetic photos
             del matrix
-            # the search's working memory (PCA, graph, re-scoring blocks) stays in the heap
-            # otherwise: 212 MB handed back at 100,000 synthetic photos
             release_freed_memory()
+            cands = grouping.fold_hits(*hits)
+            del hits
+            release_freed_memory()  # the fold's arrays, before verification starts its workers
     # Of the remembered negatives only that they were verified matters, and only when there is
     # something to verify: an unchanged rescan does not read them (54,508 rows: 0.13-0.17 s).
     verified = (cache.verified(stamps) if cache and cands else set()) | from_scan.keys()
-    todo = {k: v for k, v in cands.items() if k not in verified}
+    for k in verified & cands.keys():  # in place: a first scan's candidates are one large dict
+        del cands[k]
 
-    attach_signatures(library, by_id, {i for key in todo for i in key}, cache)
-    new = grouping.verify_candidates(todo, lambda i: by_id[i].signature, progress, workers)
+    attach_signatures(library, by_id, {i for key in cands for i in key}, cache)
+    new = grouping.verify_candidates(cands, lambda i: by_id[i].signature, progress, workers)
     outcomes.update(new)
     if cache is not None:
         cache.add({**from_scan, **new}, stamps)
@@ -373,6 +380,13 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
 
         # 3-5. decode, fingerprint, upsert in batches (a cancel keeps finished batches)
         progress.start(len(todo), "embed", f"Reading {len(todo)} new or changed files")
+        held_dtype = np.float32
+        if todo:  # torch comes with embedding; an unchanged rescan does not import it
+            from app.core import search
+
+            # the search will want float16 (search.matrix_dtype): the rows hold theirs so from the
+            # start, half the memory through a large first scan (410 MB at 100,000 with ResNet-50)
+            held_dtype = search.matrix_dtype(len(entries), len(todo))
 
         def flush():
             good = [d for d in batch if not d.problem]
@@ -384,7 +398,11 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
                     vec, vi = vecs[vi], vi + 1
                 out.append(Row(path_id(d.entry.path), d.entry.path, d.entry.size, d.entry.mtime_ns, d.sha256,
                                d.width, d.height, d.format, embedder.name, d.problem, d.thumb, vec))
-            library.upsert(out)
+            library.upsert(out)  # as computed: only the copy held for the search is rounded
+            if held_dtype is not np.float32:
+                for r in out:
+                    if r.vector is not None:
+                        r.vector = r.vector.astype(held_dtype)
             stats.embedded += len(good)
             written.update((r.id, r) for r in out)
             if partial is not None:
