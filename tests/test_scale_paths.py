@@ -192,9 +192,15 @@ def test_a_wider_scan_does_not_verify_remembered_pairs_again(tmp_path, library, 
     real = pipeline.grouping.verify_candidates
     verified = []
 
-    def spy(cands, *a, **k):
-        out = real(cands, *a, **k)
-        verified.append(out)
+    def spy(cands, *a, record=None, **k):  # every outcome, rejected ones too, as the pair cache gets them
+        seen = {}
+
+        def both(done):
+            seen.update(done)
+            if record is not None:
+                record(done)
+        out = real(cands, *a, record=both, **k)
+        verified.append(seen)
         return out
 
     monkeypatch.setattr(pipeline.grouping, "verify_candidates", spy)
@@ -280,8 +286,13 @@ def test_parallel_verification_keeps_few_chunks_waiting_and_agrees_with_one_proc
 
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Counting)
     monkeypatch.setattr(grouping, "PARALLEL_MIN", 100)
-    parallel = grouping.verify_candidates(cands, sigs.__getitem__, workers=2)
+    recorded = {}
+    parallel = grouping.verify_candidates(cands, sigs.__getitem__, workers=2, record=recorded.update)
     assert 2 <= most[0] <= 4
+    # every outcome reaches the record; only the pairs that verified are returned
+    assert recorded.keys() == cands.keys()
+    assert parallel == {k: v for k, v in recorded.items() if v[1].score >= grouping.verify_threshold(0.0)}
+    assert len(parallel) < len(recorded)
     serial = grouping.verify_candidates(cands, sigs.__getitem__, workers=0)
     assert parallel == serial
     assert sum(m.score >= 0.93 for _, m in serial.values()) >= 40  # the planted copies, not only refusals

@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -158,9 +158,13 @@ def locality_order(keys: list[tuple[int, int]], cands: dict[tuple[int, int], flo
 
 
 def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=None, workers: int = 0,
+                      record: Optional[Callable[[dict], None]] = None,
                       ) -> dict[tuple[int, int], tuple[float, verify.Match]]:
-    """Verify every candidate; returns (a, b) -> (cosine, Match) for all of them, rejected ones too
-    (their low scores are remembered so a rescan does not verify them again).
+    """Verify every candidate; returns (a, b) -> (cosine, Match) for those verified at the loosest
+    setting (``positive_pairs``). ``record`` receives the outcomes of every pair, rejected ones
+    too, a chunk at a time as they come (the pair cache remembers the low scores, so a rescan
+    does not verify them again): a first scan of 100,000 photos rejects about a million pairs,
+    and held here as objects they were about 500 MB.
 
     ``signature(id)`` gives a photo's signature (or None). With ``workers`` > 1 and many pairs,
     chunks of pairs go to worker processes with just the signatures they need.
@@ -169,6 +173,14 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
     if progress is not None:
         progress.start(len(keys), "verify", "Checking candidate pairs")
     out: dict[tuple[int, int], tuple[float, verify.Match]] = {}
+    loosest = verify_threshold(0.0)
+
+    def take(done: list) -> None:
+        chunk = {(a, b): (cos, m) for a, b, cos, m in done}
+        if record is not None:
+            record(chunk)
+        out.update((k, v) for k, v in chunk.items() if v[1].score >= loosest)
+
     if workers > 1 and len(keys) >= PARALLEL_MIN:
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -200,8 +212,7 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
                         futures.discard(fut)
                         done = fut.result()
                         submit()
-                        for a, b, cos, m in done:
-                            out[(a, b)] = (cos, m)
+                        take(done)
                         if progress is not None:
                             progress.advance(len(done))
             except BaseException:
@@ -210,9 +221,9 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
                 raise
         return out
     prepared: dict[int, verify.Prepared] = {}
-    for a, b, cos, m in verify.verify_chunk(((a, b, cands[(a, b)]) for a, b in keys), None, signature,
-                                            prepared, progress):
-        out[(a, b)] = (cos, m)
+    for s in range(0, len(keys), CHUNK_MAX):
+        take(verify.verify_chunk(((a, b, cands[(a, b)]) for a, b in keys[s:s + CHUNK_MAX]), None, signature,
+                                 prepared, progress))
     return out
 
 

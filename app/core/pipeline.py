@@ -182,7 +182,8 @@ class PartialGroups:
         self.vectors[first:len(self.ids)] = new
         cands = grouping.candidate_pairs(self.ids, self.vectors[:len(self.ids)], self.ids[first:])
         cands = {k: v for k, v in cands.items() if k not in self.outcomes}
-        self.outcomes.update(grouping.verify_candidates(cands, lambda i: self.rows[i].signature))
+        # all outcomes, rejected ones too: a later batch must not verify a pair again
+        grouping.verify_candidates(cands, lambda i: self.rows[i].signature, record=self.outcomes.update)
         if time.monotonic() - self._last >= self.every:
             self.emit()
 
@@ -279,10 +280,13 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
         del cands[k]
 
     attach_signatures(library, by_id, {i for key in cands for i in key}, cache)
-    new = grouping.verify_candidates(cands, lambda i: by_id[i].signature, progress, workers)
-    outcomes.update(new)
     if cache is not None:
-        cache.add({**from_scan, **new}, stamps)
+        cache.add(from_scan, stamps)
+    # Each chunk's outcomes are remembered as they come, and only the pairs that verified are
+    # held: a cancelled scan keeps the chunks it finished.
+    outcomes.update(grouping.verify_candidates(cands, lambda i: by_id[i].signature, progress, workers,
+                                               record=None if cache is None else lambda done: cache.add(done, stamps)))
+    if cache is not None:
         cache.mark_searched(scope, {i: stamps[i] for i in rep_ids})
     return grouping.positive_pairs({k: v for k, v in outcomes.items() if k[0] in wanted and k[1] in wanted})
 
