@@ -215,6 +215,34 @@ def test_a_wider_scan_does_not_verify_remembered_pairs_again(tmp_path, library, 
     assert groups_of(wider) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
 
 
+def test_a_scan_cancelled_while_verifying_keeps_the_chunks_it_finished(tmp_path, library, embedder, monkeypatch):
+    import sqlite3
+
+    from app.core.progress import Progress
+
+    root = tmp_path / "photos"
+    make_folder(root)
+    monkeypatch.setattr(pipeline.grouping, "CHUNK_MAX", 2)
+    sizes = []
+    real = pipeline.grouping.verify_candidates
+    monkeypatch.setattr(pipeline.grouping, "verify_candidates",
+                        lambda cands, *a, **k: sizes.append(len(cands)) or real(cands, *a, **k))
+
+    class CancelInTheSecondChunk(Progress):
+        def advance(self, n=1, current=""):
+            if self.stage == "verify" and self.done + n >= 4:
+                self.cancel()
+            super().advance(n, current)
+
+    cancelled = scan([str(root)], library, embedder, CancelInTheSecondChunk(), workers=0)
+    assert cancelled.stats.cancelled and sizes[0] >= 6
+    with sqlite3.connect(pair_cache.location_for(library.location, library.collection)) as db:
+        assert db.execute("SELECT count(*) FROM pairs").fetchone()[0] == 2  # the first chunk, not the second
+    again = scan([str(root)], library, embedder, workers=0)
+    assert sizes[1] == sizes[0] - 2  # what was kept is not verified again
+    assert groups_of(again) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
+
+
 def test_a_changed_file_is_verified_again(tmp_path, library, embedder):
     root = tmp_path / "photos"
     make_folder(root)
