@@ -6,10 +6,10 @@ Makes ``--photos`` unit vectors shaped like CNN features (positive, in loose clu
 scenes) and 96 x 72 grayscale signatures, with planted copies (every 10th photo has a resized,
 brightened copy: vector nudged, signature resampled and brightened). Then runs the grouping stage
 exactly as a first scan does after embedding: in-process candidate search, verification in
-worker processes with every outcome written to a pair cache, complete linkage. Prints wall time per stage, peak memory of the process tree
-(this process + verification workers, /proc sampled every 0.1 s) from the start of the grouping
-(making the test data peaks on its own) and how many planted copies were grouped and how many
-groups hold anything else.
+worker processes with every outcome written to a pair cache, complete linkage. Prints wall time
+per stage, peak memory of the process tree (this process + verification workers, /proc sampled
+every 0.1 s) from the start of the grouping (making the test data peaks on its own) and how many
+planted copies were grouped and how many groups hold anything else.
 """
 from __future__ import annotations
 
