@@ -44,14 +44,42 @@ def signatures(n: int, rng) -> np.ndarray:
     return out
 
 
+def photos(n: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """(unit vectors float32 (n, dim), signatures uint8 (n, 72, 96), ids of the planted copies):
+    every 10th photo is a resized, brightened copy of the one before it."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    centres = np.abs(rng.standard_normal((n // 50, dim), dtype=np.float32))
+    vec = np.empty((n, dim), np.float32)
+    for s in range(0, n, 10_000):
+        m = min(10_000, n - s)
+        vec[s:s + m] = centres[rng.integers(0, len(centres), m)] + 0.9 * np.abs(rng.standard_normal((m, dim), dtype=np.float32))
+    sig = signatures(n, rng)
+    copies = list(range(1, n, 10))
+    for i in copies:
+        vec[i] = vec[i - 1] + 0.15 * rng.standard_normal(dim, dtype=np.float32)
+        small = cv2.resize(sig[i - 1], (64, 48), interpolation=cv2.INTER_AREA)
+        sig[i] = np.clip(cv2.resize(small, (96, 72), interpolation=cv2.INTER_LINEAR) * 1.15 + 8, 0, 255)
+    for s in range(0, n, 10_000):  # in slices: the norm of the whole matrix at once is another 800 MB for 100,000
+        part = vec[s:s + 10_000]
+        part /= np.linalg.norm(part, axis=1, keepdims=True)
+    return vec, sig, copies
+
+
+def planted_and_other(groups, copies: list[int]) -> tuple[int, int]:
+    """How many planted copies were grouped with their photo, and how many groups hold anything else."""
+    found = {tuple(sorted(m.row.id for m in g.members)) for g in groups}
+    planted = sum((i - 1, i) in found for i in copies)
+    return planted, sum(1 for g in found if not (len(g) == 2 and g[1] == g[0] + 1 and g[1] % 10 == 1))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--photos", type=int, default=100_000)
     ap.add_argument("--dim", type=int, default=2048)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
-    import cv2
-
     from app.core import search  # torch: not at the top, where verification workers would import it too
 
     keep_freed_memory()  # as pipeline.scan does
@@ -67,24 +95,9 @@ def main():
             time.sleep(0.1)
 
     threading.Thread(target=sample, daemon=True).start()
-    rng = np.random.default_rng(0)
     n = args.photos
     t = time.monotonic()
-    centres = np.abs(rng.standard_normal((n // 50, args.dim), dtype=np.float32))
-    vec = np.empty((n, args.dim), np.float32)
-    for s in range(0, n, 10_000):
-        m = min(10_000, n - s)
-        vec[s:s + m] = centres[rng.integers(0, len(centres), m)] + 0.9 * np.abs(rng.standard_normal((m, args.dim), dtype=np.float32))
-    sig = signatures(n, rng)
-    copies = list(range(1, n, 10))
-    for i in copies:  # a resized, brightened copy of the photo before it
-        vec[i] = vec[i - 1] + 0.15 * rng.standard_normal(args.dim, dtype=np.float32)
-        small = cv2.resize(sig[i - 1], (64, 48), interpolation=cv2.INTER_AREA)
-        sig[i] = np.clip(cv2.resize(small, (96, 72), interpolation=cv2.INTER_LINEAR) * 1.15 + 8, 0, 255)
-    for s in range(0, n, 10_000):  # in slices: the norm of the whole matrix at once is another 800 MB for 100,000
-        part = vec[s:s + 10_000]
-        part /= np.linalg.norm(part, axis=1, keepdims=True)
-    del part  # a view: it kept all the vectors alive through verification after `del vec` below
+    vec, sig, copies = photos(n, args.dim)
     # what pipeline.find_pairs searches: the rows' vectors gathered into one matrix, float16 for a
     # library that is searched approximately (search.matrix_dtype)
     vec = vec.astype(search.matrix_dtype(n, n))
@@ -106,7 +119,7 @@ def main():
     t0 = time.monotonic()
     ids = [r.id for r in rows]
     hits = grouping.nearest_hits(ids, vec)
-    del vec, centres  # as in a scan: nothing after the search needs the vectors (pipeline.find_pairs)
+    del vec  # as in a scan: nothing after the search needs the vectors (pipeline.find_pairs)
     release_freed_memory()
     cands = grouping.fold_hits(*hits)
     del hits
@@ -127,9 +140,7 @@ def main():
     groups = grouping.groups_from_pairs(rows, pairs)
     t3 = time.monotonic()
     done.set()
-    found = {tuple(sorted(m.row.id for m in g.members)) for g in groups}
-    planted = sum((i - 1, i) in found for i in copies)
-    other = sum(1 for g in found if not (len(g) == 2 and g[1] == g[0] + 1 and g[1] % 10 == 1))
+    planted, other = planted_and_other(groups, copies)
     print(f"search {t1 - t0:.1f} s ({len(cands)} candidate pairs), verify {t2 - t1:.1f} s, "
           f"link {t3 - t2:.1f} s: grouping {t3 - t0:.1f} s in all")
     print(f"peak memory while grouping (process tree, includes the {n} photos' vectors and signatures) "
