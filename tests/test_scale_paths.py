@@ -243,6 +243,106 @@ def test_a_scan_cancelled_while_verifying_keeps_the_chunks_it_finished(tmp_path,
     assert groups_of(again) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
 
 
+def spy_on_verification(monkeypatch) -> list[dict]:
+    """Every call's outcomes (rejected ones too), one dict per verify_candidates call."""
+    real = pipeline.grouping.verify_candidates
+    calls = []
+
+    def spy(cands, *a, record=None, **k):
+        seen = {}
+        calls.append(seen)
+
+        def both(done):
+            seen.update(done)
+            if record is not None:
+                record(done)
+        return real(cands, *a, record=both, **k)
+
+    monkeypatch.setattr(pipeline.grouping, "verify_candidates", spy)
+    return calls
+
+
+def window_scan(root, library, embedder, progress=None):
+    """A scan as the window runs it: groups so far after every batch."""
+    return scan([str(root)], library, embedder, progress, workers=0, on_partial=lambda groups: None,
+                partial_every=0)
+
+
+def test_the_groups_so_far_remember_every_outcome_and_hold_only_the_verified(tmp_path, library, embedder,
+                                                                              monkeypatch):
+    import sqlite3
+
+    root = tmp_path / "photos"
+    make_folder(root)
+    calls = spy_on_verification(monkeypatch)
+    made, held = [], []
+
+    class Seen(pipeline.PartialGroups):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+    real_find = pipeline.find_pairs
+
+    def find(good, library, cache, scope, progress, workers, known=None, checked=()):
+        held.append(([p.vectors.size for p in made], dict(known), set(checked)))
+        return real_find(good, library, cache, scope, progress, workers, known, checked)
+
+    monkeypatch.setattr(pipeline, "PartialGroups", Seen)
+
+    monkeypatch.setattr(pipeline, "find_pairs", find)
+    result = window_scan(root, library, embedder)
+    assert groups_of(result) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
+    reading, final = calls[0], {k: v for c in calls[1:] for k, v in c.items()}
+    loosest = pipeline.grouping.verify_threshold(0.0)
+    assert any(m.score < loosest for _, m in reading.values())  # a rejected pair is in play
+    [(vectors, known, checked)] = held
+    assert vectors == [0]  # the groups-so-far dropped their vectors before the final search
+    assert known == {k: v for k, v in reading.items() if v[1].score >= loosest} and not checked
+    assert not reading.keys() & final.keys()  # nothing verified twice
+    with sqlite3.connect(pair_cache.location_for(library.location, library.collection)) as db:
+        stored = {(a, b) for a, b in db.execute("SELECT a, b FROM pairs")}
+    assert stored == reading.keys() | final.keys()
+
+
+def test_without_a_pair_cache_the_groups_so_far_keep_what_they_rejected(tmp_path, library, embedder, monkeypatch):
+    root = tmp_path / "photos"
+    make_folder(root)
+    os.makedirs(pair_cache.location_for(library.location, library.collection))  # a folder in its place: unusable
+    calls = spy_on_verification(monkeypatch)
+    result = window_scan(root, library, embedder)
+    assert groups_of(result) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
+    loosest = pipeline.grouping.verify_threshold(0.0)
+    reading, final = calls[0], {k: v for c in calls[1:] for k, v in c.items()}
+    assert any(m.score < loosest for _, m in reading.values())
+    assert not reading.keys() & final.keys()
+
+
+def test_a_window_scan_cancelled_while_reading_keeps_what_it_verified(tmp_path, library, embedder, monkeypatch):
+    from app.core.progress import Progress
+
+    root = tmp_path / "photos"
+    make_folder(root)
+    for i in range(pipeline.BATCH):  # a second batch to cancel in
+        ig.save(ig.photo(500 + i, (200, 150)), root / "more" / f"m{i:02d}.jpg")
+    calls = spy_on_verification(monkeypatch)
+
+    class CancelInTheSecondBatch(Progress):
+        def advance(self, n=1, current=""):
+            if self.stage == "embed" and self.done + n > pipeline.BATCH:
+                self.cancel()
+            super().advance(n, current)
+
+    cancelled = window_scan(root, library, embedder, CancelInTheSecondBatch())
+    assert cancelled.stats.cancelled
+    kept = {k for c in calls for k in c}
+    assert kept
+    calls.clear()
+    again = scan([str(root)], library, embedder, workers=0)
+    assert not kept & {k for c in calls for k in c}  # what the cancelled scan verified is not verified again
+    assert groups_of(again) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
+
+
 def test_a_changed_file_is_verified_again(tmp_path, library, embedder):
     root = tmp_path / "photos"
     make_folder(root)

@@ -153,15 +153,23 @@ class PartialGroups:
 
     Each new batch is searched against the vectors read so far (in-process, no Milvus round
     trip) and its candidates verified at once; the final stage reuses these outcomes.
+
+    Every outcome goes to the pair cache as it comes (``cache``), and only the pairs that
+    verified are held: a first scan of 100,000 photos rejects about a million pairs, about
+    500 MB as objects. Without a cache the rejected pairs are held as keys, so that the final
+    stage does not verify them again.
     """
 
-    def __init__(self, callback: Callable, every: float, similarity: float, rank):
+    def __init__(self, callback: Callable, every: float, similarity: float, rank,
+                 cache: Optional[PairCache] = None):
         self.callback, self.every = callback, every
         self.similarity, self.rank = similarity, rank
+        self.cache = cache
         self.rows: dict[int, Row] = {}
         self.ids: list[int] = []
         self.vectors = np.zeros((0, 0), np.float32)
-        self.outcomes: dict[tuple[int, int], tuple] = {}
+        self.outcomes: dict[tuple[int, int], tuple] = {}  # the pairs that verified
+        self.rejected: set[tuple[int, int]] = set()  # only without a cache
         self.overlaps: dict = {}  # a verified pair's placement never changes: reused every update
         self._last = time.monotonic()
 
@@ -180,12 +188,29 @@ class PartialGroups:
                 grown[:first] = self.vectors[:first]
             self.vectors = grown
         self.vectors[first:len(self.ids)] = new
+        # Only the new photos are queried, so every candidate pair holds one that no earlier batch
+        # saw: none of them has been verified before.
         cands = grouping.candidate_pairs(self.ids, self.vectors[:len(self.ids)], self.ids[first:])
-        cands = {k: v for k, v in cands.items() if k not in self.outcomes}
-        # all outcomes, rejected ones too: a later batch must not verify a pair again
-        grouping.verify_candidates(cands, lambda i: self.rows[i].signature, record=self.outcomes.update)
+        self.outcomes.update(grouping.verify_candidates(cands, self._signature, record=self._record))
         if time.monotonic() - self._last >= self.every:
             self.emit()
+
+    def _signature(self, i: int):
+        return self.rows[i].signature
+
+    def _record(self, done: dict) -> None:
+        """Every outcome, rejected ones too: the final stage must not verify a pair again."""
+        if self.cache is not None:
+            rows = self.rows
+            self.cache.add(done, {i: pair_cache.stamp(rows[i].size, rows[i].mtime_ns) for key in done for i in key})
+        else:
+            loosest = grouping.verify_threshold(0.0)
+            self.rejected.update(k for k, (_, m) in done.items() if m.score < loosest)
+
+    def done_reading(self) -> None:
+        """Drop the vectors: the final stage gathers its own matrix (up to 1.6 GB of float32
+        at 100,000 photos with ResNet-50, held beside it until now)."""
+        self.vectors = np.zeros((0, 0), np.float32)
 
     def emit(self) -> None:
         self._last = time.monotonic()
@@ -209,13 +234,15 @@ MILVUS_QUERIES_MAX = 200
 
 
 def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], scope: str, progress: Progress,
-               workers: int, known: Optional[dict] = None) -> list[grouping.Pair]:
+               workers: int, known: Optional[dict] = None, checked: Iterable = ()) -> list[grouping.Pair]:
     """Verified pairs among ``good`` (the decodable rows in the scanned folders).
 
     Only photos not yet searched in this scope (new, changed, or the folders changed) look up
     their neighbours, and only pairs without a remembered outcome are verified: an unchanged
     library regroups from the pair cache without touching a vector or a signature. Rows read in
     this scan still hold their vectors and signatures; the others' are loaded when needed.
+    ``known``: outcomes verified earlier in this scan (PartialGroups), already in ``cache`` when
+    there is one; ``checked``: pairs it rejected that no cache remembers.
     """
     reps, _ = grouping.representatives(good)
     rep_ids = [r.id for r in reps]
@@ -275,13 +302,11 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
             release_freed_memory()  # the fold's arrays, before verification starts its workers
     # Of the remembered negatives only that they were verified matters, and only when there is
     # something to verify: an unchanged rescan does not read them (54,508 rows: 0.13-0.17 s).
-    verified = (cache.verified(stamps) if cache and cands else set()) | from_scan.keys()
+    verified = (cache.verified(stamps) if cache and cands else set()) | from_scan.keys() | set(checked)
     for k in verified & cands.keys():  # in place: a first scan's candidates are one large dict
         del cands[k]
 
     attach_signatures(library, by_id, {i for key in cands for i in key}, cache)
-    if cache is not None:
-        cache.add(from_scan, stamps)
     # Each chunk's outcomes are remembered as they come, and only the pairs that verified are
     # held: a cancelled scan keeps the chunks it finished.
     outcomes.update(grouping.verify_candidates(cands, lambda i: by_id[i].signature, progress, workers,
@@ -350,120 +375,124 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
     def rank(groups):
         ranking.rank_groups(groups, keeper_rule, reference_folders=reference_folders, preferred_folder=preferred_folder)
 
-    partial = PartialGroups(on_partial, partial_every, similarity, rank) if on_partial else None
-    written: dict[int, Row] = {}  # every row stored in this scan (vectors and signatures in memory)
-    stored_rows: Optional[list[Row]] = None
-    present: set[str] = set()
-    t0 = time.monotonic()
-    folders = [os.path.abspath(os.path.expanduser(f)) for f in folders]
-    stats = ScanStats()
-    problems: list[Problem] = []
-    batch: list[Decoded] = []
+    # open before the reading: the groups-so-far remember their outcomes in it as they come
+    cache = PairCache.open(library.location, library.collection,
+                           {"top_k": grouping.TOP_K, "candidate_cosine": grouping.CANDIDATE_COSINE,
+                            "verify": verify.VERSION, "doppel": __version__})
+    partial = PartialGroups(on_partial, partial_every, similarity, rank, cache) if on_partial else None
     try:
-        # 1. walk
-        progress.start(0, "walk", "Looking for photos")
-        walk_problems: list[WalkProblem] = []
-        entries = []
-        for e in walk(folders, walk_problems, progress):
-            entries.append(e)
-            if len(entries) % 200 == 0:
-                progress.note(f"Found {len(entries)} files")
-        problems += [Problem(p.path, p.error) for p in walk_problems]
-        stats.files = len(entries)
-
-        # 2. diff against the library
-        progress.start(0, "diff", "Comparing with the library")
-        stored_rows = library.rows()  # read once: the grouping stage reuses it
-        stored = {r.path: (r.id, r.size, r.mtime_ns) for r in stored_rows}
-        present = {e.path for e in entries}
-        vanished = [i for p, (i, _, _) in stored.items() if p not in present and inside(p, folders)]
-        library.delete(vanished)
-        stats.removed = len(vanished)
-        todo = [e for e in entries if stored.get(e.path, (0, -1, -1))[1:] != (e.size, e.mtime_ns)]
-        stats.skipped = len(entries) - len(todo)
-
-        # 3-5. decode, fingerprint, upsert in batches (a cancel keeps finished batches)
-        progress.start(len(todo), "embed", f"Reading {len(todo)} new or changed files")
-        held_dtype = np.float32
-        if todo:  # torch comes with embedding; an unchanged rescan does not import it
-            from app.core import search
-
-            # the search will want float16 (search.matrix_dtype): the rows hold theirs so from the
-            # start, half the memory through a large first scan (410 MB at 100,000 with ResNet-50)
-            held_dtype = search.matrix_dtype(len(entries), len(todo))
-
-        def flush():
-            good = [d for d in batch if not d.problem]
-            vecs = embedder.embed(np.stack([d.model_input for d in good])) if good else []
-            out, vi = [], 0
-            for d in batch:
-                vec = None
-                if not d.problem:
-                    vec, vi = vecs[vi], vi + 1
-                out.append(Row(path_id(d.entry.path), d.entry.path, d.entry.size, d.entry.mtime_ns, d.sha256,
-                               d.width, d.height, d.format, embedder.name, d.problem, d.thumb, vec))
-            library.upsert(out)  # as computed: only the copy held for the search is rounded
-            if held_dtype is not np.float32:
-                for r in out:
-                    if r.vector is not None:
-                        r.vector = r.vector.astype(held_dtype)
-            stats.embedded += len(good)
-            written.update((r.id, r) for r in out)
-            if partial is not None:
-                partial.add(out)
-            last = batch[-1].entry.path
-            n = len(batch)
-            batch.clear()  # before advance(): it raises Cancelled, and this batch is stored
-            progress.advance(n, last)
-
-        for d in decode_all(todo, default_workers() if workers is None else workers, progress):
-            batch.append(d)
-            if len(batch) >= BATCH:
-                flush()
-        if batch:
-            flush()
-    except Cancelled:
-        stats.cancelled = True
-        if batch:
-            try:
-                flush()
-            except Cancelled:
-                pass
-    # 6. group what is in the library for these folders (also after a cancel: partial results)
-    if stored_rows is None:  # cancelled before the diff
-        in_scope = [r for r in library.rows() if inside(r.path, folders)]
-    else:
-        scope_rows = {r.id: r for r in stored_rows if r.path in present}
-        scope_rows.update(written)
-        in_scope = list(scope_rows.values())
-    problems += [Problem(r.path, r.problem) for r in in_scope if r.problem]
-    good = [r for r in in_scope if not r.problem]
-    groups: list[grouping.Group] = []
-    pairs: list[grouping.Pair] = []
-    # the groups-so-far updates checked these pairs' overlaps already (same verified outcomes)
-    overlaps: dict = partial.overlaps if partial is not None else {}
-    if not stats.cancelled:
-        cache = PairCache.open(library.location, library.collection,
-                               {"top_k": grouping.TOP_K, "candidate_cosine": grouping.CANDIDATE_COSINE,
-                                "verify": verify.VERSION, "doppel": __version__})
+        written: dict[int, Row] = {}  # every row stored in this scan (vectors and signatures in memory)
+        stored_rows: Optional[list[Row]] = None
+        present: set[str] = set()
+        t0 = time.monotonic()
+        folders = [os.path.abspath(os.path.expanduser(f)) for f in folders]
+        stats = ScanStats()
+        problems: list[Problem] = []
+        batch: list[Decoded] = []
         try:
-            pairs = find_pairs(good, library, cache, pair_cache.scope_key(folders), progress,
-                               default_workers() if workers is None else max(workers, 1),
-                               partial.outcomes if partial else None)
-            groups = group_rows(good, pairs, similarity, library, cache, keep_signatures, overlaps)
+            # 1. walk
+            progress.start(0, "walk", "Looking for photos")
+            walk_problems: list[WalkProblem] = []
+            entries = []
+            for e in walk(folders, walk_problems, progress):
+                entries.append(e)
+                if len(entries) % 200 == 0:
+                    progress.note(f"Found {len(entries)} files")
+            problems += [Problem(p.path, p.error) for p in walk_problems]
+            stats.files = len(entries)
+
+            # 2. diff against the library
+            progress.start(0, "diff", "Comparing with the library")
+            stored_rows = library.rows()  # read once: the grouping stage reuses it
+            stored = {r.path: (r.id, r.size, r.mtime_ns) for r in stored_rows}
+            present = {e.path for e in entries}
+            vanished = [i for p, (i, _, _) in stored.items() if p not in present and inside(p, folders)]
+            library.delete(vanished)
+            stats.removed = len(vanished)
+            todo = [e for e in entries if stored.get(e.path, (0, -1, -1))[1:] != (e.size, e.mtime_ns)]
+            stats.skipped = len(entries) - len(todo)
+
+            # 3-5. decode, fingerprint, upsert in batches (a cancel keeps finished batches)
+            progress.start(len(todo), "embed", f"Reading {len(todo)} new or changed files")
+            held_dtype = np.float32
+            if todo:  # torch comes with embedding; an unchanged rescan does not import it
+                from app.core import search
+
+                # the search will want float16 (search.matrix_dtype): the rows hold theirs so from the
+                # start, half the memory through a large first scan (410 MB at 100,000 with ResNet-50)
+                held_dtype = search.matrix_dtype(len(entries), len(todo))
+
+            def flush():
+                good = [d for d in batch if not d.problem]
+                vecs = embedder.embed(np.stack([d.model_input for d in good])) if good else []
+                out, vi = [], 0
+                for d in batch:
+                    vec = None
+                    if not d.problem:
+                        vec, vi = vecs[vi], vi + 1
+                    out.append(Row(path_id(d.entry.path), d.entry.path, d.entry.size, d.entry.mtime_ns, d.sha256,
+                                   d.width, d.height, d.format, embedder.name, d.problem, d.thumb, vec))
+                library.upsert(out)  # as computed: only the copy held for the search is rounded
+                if held_dtype is not np.float32:
+                    for r in out:
+                        if r.vector is not None:
+                            r.vector = r.vector.astype(held_dtype)
+                stats.embedded += len(good)
+                written.update((r.id, r) for r in out)
+                if partial is not None:
+                    partial.add(out)
+                last = batch[-1].entry.path
+                n = len(batch)
+                batch.clear()  # before advance(): it raises Cancelled, and this batch is stored
+                progress.advance(n, last)
+
+            for d in decode_all(todo, default_workers() if workers is None else workers, progress):
+                batch.append(d)
+                if len(batch) >= BATCH:
+                    flush()
+            if batch:
+                flush()
         except Cancelled:
             stats.cancelled = True
-        finally:
-            if cache is not None:
-                cache.close()
-    elif partial is not None:
-        # a cancelled scan still shows the groups among what it read
-        pairs = grouping.positive_pairs(partial.outcomes)
-        groups = grouping.groups_from_pairs(good, pairs, similarity)
-    rank(groups)
-    for r in good:  # searched: only signatures of paired photos are kept for regrouping
-        r.vector = None
-    stats.problems = len(problems)
-    stats.seconds = round(time.monotonic() - t0, 3)
-    return ScanResult(library.location, embedder.name, embedder.choice.notice, folders, stats, good, groups,
-                      problems, pairs, overlaps)
+            if batch:
+                try:
+                    flush()
+                except Cancelled:
+                    pass
+        # 6. group what is in the library for these folders (also after a cancel: partial results)
+        if stored_rows is None:  # cancelled before the diff
+            in_scope = [r for r in library.rows() if inside(r.path, folders)]
+        else:
+            scope_rows = {r.id: r for r in stored_rows if r.path in present}
+            scope_rows.update(written)
+            in_scope = list(scope_rows.values())
+        problems += [Problem(r.path, r.problem) for r in in_scope if r.problem]
+        good = [r for r in in_scope if not r.problem]
+        groups: list[grouping.Group] = []
+        pairs: list[grouping.Pair] = []
+        # the groups-so-far updates checked these pairs' overlaps already (same verified outcomes)
+        overlaps: dict = partial.overlaps if partial is not None else {}
+        if partial is not None:
+            partial.done_reading()
+        if not stats.cancelled:
+            try:
+                pairs = find_pairs(good, library, cache, pair_cache.scope_key(folders), progress,
+                                   default_workers() if workers is None else max(workers, 1),
+                                   partial.outcomes if partial else None, partial.rejected if partial else ())
+                groups = group_rows(good, pairs, similarity, library, cache, keep_signatures, overlaps)
+            except Cancelled:
+                stats.cancelled = True
+        elif partial is not None:
+            # a cancelled scan still shows the groups among what it read
+            pairs = grouping.positive_pairs(partial.outcomes)
+            groups = grouping.groups_from_pairs(good, pairs, similarity)
+        rank(groups)
+        for r in good:  # searched: only signatures of paired photos are kept for regrouping
+            r.vector = None
+        stats.problems = len(problems)
+        stats.seconds = round(time.monotonic() - t0, 3)
+        return ScanResult(library.location, embedder.name, embedder.choice.notice, folders, stats, good, groups,
+                          problems, pairs, overlaps)
+    finally:
+        if cache is not None:
+            cache.close()
