@@ -8,7 +8,8 @@ the scan process. The final stage (pipeline.find_pairs) then searches the whole 
 verifies only what the reading did not. This feeds grouping_scale.py's synthetic photos through
 both, a batch at a time as pipeline.scan does after embedding them, with a real pair cache and
 library in a temporary folder (every row holds its vector and signature, so Milvus is not
-started). Prints what the groups-so-far hold once everything is read, the peak memory of the
+started). Verification during the reading runs in ``--workers`` processes, as in a scan from the
+window. Prints what the groups-so-far hold once everything is read, the peak memory of the
 process tree (sampled every 0.1 s) from the first batch on, and the time of each stage.
 """
 from __future__ import annotations
@@ -65,7 +66,8 @@ def main():
         settings = {"top_k": grouping.TOP_K, "candidate_cosine": grouping.CANDIDATE_COSINE, "verify": verify.VERSION}
         cache = PairCache(os.path.join(tmp, "pairs.sqlite"), settings)
         t0 = time.monotonic()
-        partial = pipeline.PartialGroups(lambda groups: None, float("inf"), 0.5, lambda groups: None, cache)
+        partial = pipeline.PartialGroups(lambda groups: None, float("inf"), 0.5, lambda groups: None, cache,
+                                         args.workers)
         for s in range(0, n, pipeline.BATCH):
             partial.add(rows[s:s + pipeline.BATCH])
             if s % 2000 == 0 and s:

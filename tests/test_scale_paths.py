@@ -305,6 +305,43 @@ def test_the_groups_so_far_remember_every_outcome_and_hold_only_the_verified(tmp
     assert stored == reading.keys() | final.keys()
 
 
+def test_the_groups_so_far_verify_in_worker_processes(tmp_path, library, embedder, monkeypatch):
+    root = tmp_path / "photos"
+    make_folder(root)
+    calls = spy_on_verification(monkeypatch)  # sees the final stage only: the groups so far send chunks
+    sent, before_final = [], []
+    real_submit, real_find = pipeline.grouping.submit_chunk, pipeline.find_pairs
+    monkeypatch.setattr(pipeline.grouping, "submit_chunk",
+                        lambda ex, keys, *a: sent.append((type(ex).__name__, list(keys))) or real_submit(ex, keys, *a))
+
+    def find(good, library, cache, *a):
+        before_final.append({(x, y) for x, y in cache.db.execute("SELECT a, b FROM pairs")})
+        return real_find(good, library, cache, *a)
+
+    monkeypatch.setattr(pipeline, "find_pairs", find)
+    result = scan([str(root)], library, embedder, workers=2, on_partial=lambda groups: None, partial_every=0)
+    assert groups_of(result) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
+    assert sent and {kind for kind, _ in sent} == {"ProcessPoolExecutor"}
+    [stored] = before_final
+    sent = {k for _, keys in sent for k in keys}
+    final = {k for c in calls for k in c}
+    assert stored and stored <= sent and not stored & final  # nothing verified twice...
+    assert sent - stored <= final  # ...and a chunk still waiting when the reading ended is not lost
+
+
+def test_a_verification_worker_that_dies_leaves_its_pairs_to_the_rest_of_the_scan(tmp_path, library, embedder,
+                                                                                  monkeypatch, caplog):
+    root = tmp_path / "photos"
+    make_folder(root)
+    for i in range(pipeline.BATCH):  # a second batch, sent after the first one's worker died
+        ig.save(ig.photo(600 + i, (200, 150)), root / "more" / f"m{i:02d}.jpg")
+    monkeypatch.setattr(pipeline.grouping, "submit_chunk", lambda ex, *a: ex.submit(os._exit, 1))
+    result = scan([str(root)], library, embedder, workers=2, on_partial=lambda groups: None, partial_every=0)
+    assert not result.stats.cancelled and not result.problems
+    assert groups_of(result) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
+    assert "groups so far" in caplog.text
+
+
 def test_without_a_pair_cache_the_groups_so_far_keep_what_they_rejected(tmp_path, library, embedder, monkeypatch):
     root = tmp_path / "photos"
     make_folder(root)

@@ -157,6 +157,13 @@ def locality_order(keys: list[tuple[int, int]], cands: dict[tuple[int, int], flo
     return sorted(keys, key=lambda k: (min(pos[k[0]], pos[k[1]]), max(pos[k[0]], pos[k[1]])))
 
 
+def submit_chunk(ex, keys: list[tuple[int, int]], cands: dict[tuple[int, int], float], signature):
+    """verify.verify_chunk of the pairs ``keys`` in a worker process of ``ex``, sent with just the
+    signatures they need."""
+    need = {i for key in keys for i in key}
+    return ex.submit(verify.verify_chunk, [(a, b, cands[(a, b)]) for a, b in keys], {i: signature(i) for i in need})
+
+
 def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=None, workers: int = 0,
                       record: Optional[Callable[[dict], None]] = None,
                       ) -> dict[tuple[int, int], tuple[float, verify.Match]]:
@@ -199,9 +206,7 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
             def submit() -> None:
                 chunk = next(pending, None)
                 if chunk is not None:
-                    need = {i for key in chunk for i in key}
-                    futures.add(ex.submit(verify.verify_chunk, [(a, b, cands[(a, b)]) for a, b in chunk],
-                                          {i: signature(i) for i in need}))
+                    futures.add(submit_chunk(ex, chunk, cands, signature))
 
             for _ in range(workers * 2):
                 submit()
