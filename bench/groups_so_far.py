@@ -72,12 +72,13 @@ def main():
             partial.add(rows[s:s + pipeline.BATCH])
             if s % 2000 == 0 and s:
                 print(f"  read {s}: {time.monotonic() - t0:.0f} s, {tree_rss_kb(os.getpid()) / 1024:.0f} MB", flush=True)
-        t1 = time.monotonic()
         now = tree_rss_kb(os.getpid())
-        print(f"read: {t1 - t0:.1f} s; {now / 1024:.0f} MB now, {(now - start) / 1024:.0f} MB more than before "
-              f"the first batch; {len(partial.outcomes)} outcomes held", flush=True)
-        partial.done_reading()  # as pipeline.scan does before its final stage
+        held = len(partial.outcomes)
+        partial.done_reading()  # as pipeline.scan does before its final stage: the chunks sent are finished
         t1 = time.monotonic()
+        print(f"read: {t1 - t0:.1f} s; {now / 1024:.0f} MB after the last batch, {(now - start) / 1024:.0f} MB more "
+              f"than before the first; {held} outcomes held then, {len(partial.outcomes)} after the chunks sent",
+              flush=True)
         library = Library(os.path.join(tmp, "library.db"), "synthetic", args.dim)
         pairs = pipeline.find_pairs(rows, library, cache, pair_cache.scope_key(["/synthetic"]), Progress(),
                                     args.workers, partial.outcomes, partial.rejected)

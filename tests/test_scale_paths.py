@@ -323,10 +323,8 @@ def test_the_groups_so_far_verify_in_worker_processes(tmp_path, library, embedde
     assert groups_of(result) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
     assert sent and {kind for kind, _ in sent} == {"ProcessPoolExecutor"}
     [stored] = before_final
-    sent = {k for _, keys in sent for k in keys}
-    final = {k for c in calls for k in c}
-    assert stored and stored <= sent and not stored & final  # nothing verified twice...
-    assert sent - stored <= final  # ...and a chunk still waiting when the reading ended is not lost
+    assert stored == {k for _, keys in sent for k in keys}  # every chunk sent, finished before the final stage
+    assert not stored & {k for c in calls for k in c}  # which verifies none of them again
 
 
 def test_a_verification_worker_that_dies_leaves_its_pairs_to_the_rest_of_the_scan(tmp_path, library, embedder,
@@ -378,6 +376,27 @@ def test_a_window_scan_cancelled_while_reading_keeps_what_it_verified(tmp_path, 
     again = scan([str(root)], library, embedder, workers=0)
     assert not kept & {k for c in calls for k in c}  # what the cancelled scan verified is not verified again
     assert groups_of(again) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
+
+
+def test_a_window_scan_cancelled_at_its_last_batch_shows_the_groups_among_all_it_read(tmp_path, library, embedder):
+    from app.core.progress import Progress
+
+    root = tmp_path / "photos"
+    for i in range(pipeline.BATCH):  # the first batch; the copies, in a subfolder, come last
+        ig.save(ig.photo(700 + i, (200, 150)), root / f"m{i:02d}.jpg")
+    make_folder(root / "z")
+
+    class CancelAtTheEnd(Progress):
+        def advance(self, n=1, current=""):
+            if self.stage == "embed" and self.done + n >= self.total:
+                self.cancel()
+            super().advance(n, current)
+
+    # verified in worker processes: the chunks sent are finished, not dropped, when the reading stops
+    result = scan([str(root)], library, embedder, CancelAtTheEnd(), workers=2, on_partial=lambda groups: None,
+                  partial_every=0)
+    assert result.stats.cancelled and result.stats.embedded == 5 + pipeline.BATCH
+    assert groups_of(result) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
 
 
 def test_a_changed_file_is_verified_again(tmp_path, library, embedder):
