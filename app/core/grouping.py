@@ -157,6 +157,21 @@ def locality_order(keys: list[tuple[int, int]], cands: dict[tuple[int, int], flo
     return sorted(keys, key=lambda k: (min(pos[k[0]], pos[k[1]]), max(pos[k[0]], pos[k[1]])))
 
 
+def verifiable(cands: dict[tuple[int, int], float], signature) -> list[tuple[int, int]]:
+    """The candidate pairs whose two photos have a signature (``signature(id)``), in locality_order."""
+    return locality_order([k for k in cands if signature(k[0]) is not None and signature(k[1]) is not None], cands)
+
+
+def take_outcomes(done: list, record: Optional[Callable[[dict], None]] = None) -> dict[tuple[int, int], tuple]:
+    """verify.verify_chunk's outcomes as (a, b) -> (cosine, Match): every one goes to ``record``;
+    the ones verified at the loosest setting are returned."""
+    chunk = {(a, b): (cos, m) for a, b, cos, m in done}
+    if record is not None:
+        record(chunk)
+    loosest = verify_threshold(0.0)
+    return {k: v for k, v in chunk.items() if v[1].score >= loosest}
+
+
 def submit_chunk(ex, keys: list[tuple[int, int]], cands: dict[tuple[int, int], float], signature):
     """verify.verify_chunk of the pairs ``keys`` in a worker process of ``ex``, sent with just the
     signatures they need."""
@@ -176,17 +191,10 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
     ``signature(id)`` gives a photo's signature (or None). With ``workers`` > 1 and many pairs,
     chunks of pairs go to worker processes with just the signatures they need.
     """
-    keys = locality_order([k for k in cands if signature(k[0]) is not None and signature(k[1]) is not None], cands)
+    keys = verifiable(cands, signature)
     if progress is not None:
         progress.start(len(keys), "verify", "Checking candidate pairs")
     out: dict[tuple[int, int], tuple[float, verify.Match]] = {}
-    loosest = verify_threshold(0.0)
-
-    def take(done: list) -> None:
-        chunk = {(a, b): (cos, m) for a, b, cos, m in done}
-        if record is not None:
-            record(chunk)
-        out.update((k, v) for k, v in chunk.items() if v[1].score >= loosest)
 
     if workers > 1 and len(keys) >= PARALLEL_MIN:
         import multiprocessing
@@ -217,7 +225,7 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
                         futures.discard(fut)
                         done = fut.result()
                         submit()
-                        take(done)
+                        out.update(take_outcomes(done, record))
                         if progress is not None:
                             progress.advance(len(done))
             except BaseException:
@@ -227,8 +235,8 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
         return out
     prepared: dict[int, verify.Prepared] = {}
     for s in range(0, len(keys), CHUNK_MAX):
-        take(verify.verify_chunk(((a, b, cands[(a, b)]) for a, b in keys[s:s + CHUNK_MAX]), None, signature,
-                                 prepared, progress))
+        out.update(take_outcomes(verify.verify_chunk(((a, b, cands[(a, b)]) for a, b in keys[s:s + CHUNK_MAX]), None,
+                                                     signature, prepared, progress), record))
     return out
 
 

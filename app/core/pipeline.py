@@ -223,7 +223,7 @@ class PartialGroups:
 
     def _send(self, cands: dict) -> None:
         self._take_finished()
-        keys = [k for k in cands if self.rows[k[0]].signature is not None and self.rows[k[1]].signature is not None]
+        keys = grouping.verifiable(cands, self._signature)
         if not keys:
             return
         if self._pool is None:
@@ -232,8 +232,7 @@ class PartialGroups:
         while len(self._sent) >= self.workers * self.BACKLOG:  # the reading waits for verification
             self._take(self._sent.popleft())
         try:
-            self._sent.append(grouping.submit_chunk(self._pool, grouping.locality_order(keys, cands), cands,
-                                                    self._signature))
+            self._sent.append(grouping.submit_chunk(self._pool, keys, cands, self._signature))
         except BrokenProcessPool:  # a worker died (killed for memory?): verify here from now on
             log.warning("verification workers for the groups so far died; verifying in the scan process")
             self._stop_pool()
@@ -250,10 +249,7 @@ class PartialGroups:
         except Exception as exc:  # a worker died: the final stage verifies these pairs
             log.warning("verification for the groups so far failed (%s); left to the final stage", exc)
             return
-        chunk = {(a, b): (cos, m) for a, b, cos, m in done}
-        self._record(chunk)
-        loosest = grouping.verify_threshold(0.0)
-        self.outcomes.update((k, v) for k, v in chunk.items() if v[1].score >= loosest)
+        self.outcomes.update(grouping.take_outcomes(done, self._record))
 
     def _record(self, done: dict) -> None:
         """Every outcome, rejected ones too: the final stage must not verify a pair again."""
