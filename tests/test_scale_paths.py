@@ -95,6 +95,25 @@ def groups_of(result):
     return sorted(sorted(os.path.basename(m.row.path) for m in g.members) for g in result.groups)
 
 
+def spy_on_verification(monkeypatch) -> list[dict]:
+    """Every call's outcomes (rejected ones too), one dict per verify_candidates call."""
+    real = pipeline.grouping.verify_candidates
+    calls = []
+
+    def spy(cands, *a, record=None, **k):
+        seen = {}
+        calls.append(seen)
+
+        def both(done):
+            seen.update(done)
+            if record is not None:
+                record(done)
+        return real(cands, *a, record=both, **k)
+
+    monkeypatch.setattr(pipeline.grouping, "verify_candidates", spy)
+    return calls
+
+
 def test_a_first_scan_holds_each_vector_once_while_searching(tmp_path, library, embedder, monkeypatch):
     root = tmp_path / "photos"
     make_folder(root)
@@ -189,21 +208,7 @@ def test_a_wider_scan_does_not_verify_remembered_pairs_again(tmp_path, library, 
     root = tmp_path / "photos"
     make_folder(root / "old")
     ig.save(ig.photo(13, (800, 600)), root / "new" / "c.jpg")
-    real = pipeline.grouping.verify_candidates
-    verified = []
-
-    def spy(cands, *a, record=None, **k):  # every outcome, rejected ones too, as the pair cache gets them
-        seen = {}
-
-        def both(done):
-            seen.update(done)
-            if record is not None:
-                record(done)
-        out = real(cands, *a, record=both, **k)
-        verified.append(seen)
-        return out
-
-    monkeypatch.setattr(pipeline.grouping, "verify_candidates", spy)
+    verified = spy_on_verification(monkeypatch)  # every outcome, rejected ones too
     scan([str(root / "old")], library, embedder, workers=0)
     first = verified.pop()
     loosest = pipeline.grouping.verify_threshold(0.0)
@@ -241,25 +246,6 @@ def test_a_scan_cancelled_while_verifying_keeps_the_chunks_it_finished(tmp_path,
     again = scan([str(root)], library, embedder, workers=0)
     assert sizes[1] == sizes[0] - 2  # what was kept is not verified again
     assert groups_of(again) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
-
-
-def spy_on_verification(monkeypatch) -> list[dict]:
-    """Every call's outcomes (rejected ones too), one dict per verify_candidates call."""
-    real = pipeline.grouping.verify_candidates
-    calls = []
-
-    def spy(cands, *a, record=None, **k):
-        seen = {}
-        calls.append(seen)
-
-        def both(done):
-            seen.update(done)
-            if record is not None:
-                record(done)
-        return real(cands, *a, record=both, **k)
-
-    monkeypatch.setattr(pipeline.grouping, "verify_candidates", spy)
-    return calls
 
 
 def window_scan(root, library, embedder, progress=None):
