@@ -68,6 +68,7 @@ def main():
         t0 = time.monotonic()
         partial = pipeline.PartialGroups(lambda groups: None, float("inf"), 0.5, lambda groups: None, cache,
                                          args.workers)
+        partial.expected = n  # as pipeline.scan sets it: the photos the final stage searches among
         for s in range(0, n, pipeline.BATCH):
             partial.add(rows[s:s + pipeline.BATCH])
             if s % 2000 == 0 and s:

@@ -385,6 +385,28 @@ def test_a_window_scan_cancelled_at_its_last_batch_shows_the_groups_among_all_it
     assert groups_of(result) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
 
 
+def test_photos_read_early_look_up_fewer_neighbours_for_the_groups_so_far(tmp_path, library, embedder, monkeypatch):
+    root = tmp_path / "photos"
+    make_folder(root)
+    for i in range(2 * pipeline.BATCH):
+        ig.save(ig.photo(800 + i, (200, 150)), root / "more" / f"m{i:02d}.jpg")
+    asked = []  # (photos read so far, neighbours looked up), one per batch
+    real = pipeline.grouping.candidate_pairs
+
+    def spy(ids, vectors, queries=None, progress=None, k=pipeline.grouping.TOP_K, **kw):
+        asked.append((len(ids), k))
+        return real(ids, vectors, queries, progress, k, **kw)
+
+    monkeypatch.setattr(pipeline.grouping, "candidate_pairs", spy)  # the final stage searches without it
+    result = window_scan(root, library, embedder)
+    assert [n for n, _ in asked] == [16, 32, 37]
+    ks = [k for _, k in asked]
+    # a photo's k nearest among the first 16 of 37 stand for about its 16 * 37 / 16 nearest of all
+    assert pipeline.PartialGroups.FEWEST_NEIGHBOURS <= ks[0] < ks[1] < ks[2] == pipeline.grouping.TOP_K
+    assert ks[0] == -(-pipeline.grouping.TOP_K * 16 // 37)
+    assert groups_of(result) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
+
+
 def test_a_changed_file_is_verified_again(tmp_path, library, embedder):
     root = tmp_path / "photos"
     make_folder(root)
