@@ -401,7 +401,7 @@ def test_photos_read_early_look_up_fewer_neighbours_for_the_groups_so_far(tmp_pa
     result = window_scan(root, library, embedder)
     assert [n for n, _ in asked] == [16, 32, 37]
     ks = [k for _, k in asked]
-    # a photo's k nearest among the first 16 of 37 stand for about its 16 * 37 / 16 nearest of all
+    # a photo's 7 nearest among the first 16 of 37 stand for about its 16 nearest of all (7 * 37 / 16)
     assert pipeline.PartialGroups.FEWEST_NEIGHBOURS <= ks[0] < ks[1] < ks[2] == pipeline.grouping.TOP_K
     assert ks[0] == -(-pipeline.grouping.TOP_K * 16 // 37)
     assert groups_of(result) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
