@@ -6,9 +6,9 @@
 Takes the candidate pairs a scan verified (its pair cache, read-only) and every photo's
 signature (its library), puts the pairs in the order a scan verifies them (grouping.verifiable)
 and verifies them again in this process, chunk by chunk as a worker does (``--chunks N``: N
-chunks spread over the list; 0: all). Prints the time per pair, the ``cv2.matchTemplate`` calls
-per pair and their share of that time, how many pairs reach the costly searches (cosine gates in
-verify.py), whether every outcome is the one the scan stored, and what this cost per pair makes
+chunks spread over the list; 0: all). Prints the time per pair, the feature-matching and RANSAC calls
+per pair and their share of that time, whether every outcome is the one the scan stored, and what
+this cost per pair makes
 of a library of ``--photos`` photos with as many candidate pairs per photo, on ``--workers``
 cores. ``bench/speed.py`` leaves such a library (the timing corpus) in bench/work.
 """
@@ -23,7 +23,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import cv2  # noqa: E402
 
 from app.core import grouping, pair_cache, verify  # noqa: E402
 from app.core.library import Library, collection_name  # noqa: E402
@@ -47,22 +46,18 @@ def main():
     db.close()
     with Library(args.library, args.model, DIMS[args.model], user="bench/verification_cost.py") as lib:
         rows = lib.rows(with_signature=True)
-    sigs = {r.id: r.signature for r in rows if r.signature is not None}
+    sigs = {r.id: r.evidence() for r in rows if r.signature is not None}
     cands = {k: v[0] for k, v in stored.items()}
     keys = grouping.verifiable(cands, sigs.get)
     print(f"{args.library}: {len(rows)} photos, {len(stored)} pairs in the pair cache ({stored_version}), "
           f"{len(keys)} with both signatures; this code's verify.VERSION is {verify.VERSION}")
-    crop = sum(cands[k] >= verify.CROP_MIN_COSINE for k in keys)
-    turn = sum(cands[k] >= verify.TURN_MIN_COSINE for k in keys)
-    print(f"cosine >= {verify.CROP_MIN_COSINE} (crop search may run): {crop / len(keys):.1%}; "
-          f">= {verify.TURN_MIN_COSINE} (turned-copy search may run): {turn / len(keys):.1%}")
 
     chunks = [keys[s:s + grouping.CHUNK_MAX] for s in range(0, len(keys), grouping.CHUNK_MAX)]
     if args.chunks:
         step = len(chunks) / min(args.chunks, len(chunks))
         chunks = [chunks[int(i * step)] for i in range(min(args.chunks, len(chunks)))]
     calls, in_calls = [0], [0.0]
-    match_template = cv2.matchTemplate
+    match_template = verify._ransac
 
     def timed(*a, **k):
         t = time.perf_counter()
@@ -72,7 +67,7 @@ def main():
             in_calls[0] += time.perf_counter() - t
             calls[0] += 1
 
-    cv2.matchTemplate = timed  # verify calls it through the cv2 module
+    verify._ransac = timed  # best_match calls it through the module
     n = same = 0
     took = 0.0
     for chunk in chunks:
@@ -83,11 +78,11 @@ def main():
         for a, b, _, m in done:
             _, score, how, tr = stored[(a, b)]
             same += abs(m.score - score) < 1e-6 and m.how == how and m.transform == tr
-    cv2.matchTemplate = match_template
+    verify._ransac = match_template
     per = took / n
     print(f"verified {n} pairs in {len(chunks)} chunks: {took:.1f} s, {per * 1e3:.3f} ms a pair; "
           f"{same}/{n} outcomes as the scan stored them")
-    print(f"cv2.matchTemplate: {calls[0] / n:.1f} calls a pair, {in_calls[0] / calls[0] * 1e6:.1f} us a call, "
+    print(f"feature matching + RANSAC: {calls[0] / n:.1f} calls a pair, {in_calls[0] / calls[0] * 1e6:.1f} us a call, "
           f"{in_calls[0] / took:.0%} of the time")
     per_photo = len(keys) / max(1, len(sigs))
     pairs = per_photo * args.photos

@@ -458,13 +458,12 @@ def test_parallel_verification_keeps_few_chunks_waiting_and_agrees_with_one_proc
     import concurrent.futures
 
     from app.core import grouping
-    from app.core.decode import _signature
+    from app.core.decode import evidence
 
     sigs = {}
     for i in range(80):  # photos, every other one a resized and brightened copy of the one before
         im = ig.photo(300 + i, (320, 240)) if i % 2 == 0 else ig.brightened(ig.resized(im, 0.6), 1.1)
-        sigs[i] = _signature(im.convert("RGB"))
-    # below CROP_MIN_COSINE: whole-frame checks only, so the test stays quick
+        sigs[i] = evidence(im.convert("RGB"))
     cands = {(a, b): 0.5 for a in range(80) for b in range(a + 1, 80) if (b - a) % 5 in (1, 2)}
     assert len(cands) > 6 * 200  # more chunks than are let wait at once
 

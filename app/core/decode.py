@@ -14,9 +14,11 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Optional
 
+import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from app.core import content
 from app.core.walk import FileEntry
 
 MODEL_SIZE = 224
@@ -46,6 +48,7 @@ class Decoded:
     format: str = ""
     model_input: Optional[np.ndarray] = None  # (224, 224, 3) uint8
     thumb: Optional[np.ndarray] = None  # (h, w) uint8, long side THUMB_SIDE
+    features: Optional[bytes] = None  # content.pack()ed local features of the content
     problem: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -78,6 +81,17 @@ def _signature(rgb: Image.Image) -> np.ndarray:
     s = THUMB_SIDE / max(w, h)
     size = (max(1, round(w * s)), max(1, round(h * s)))
     return np.asarray(rgb.convert("L").resize(size, Image.Resampling.BOX if s < 0.5 else Image.Resampling.BILINEAR), dtype=np.uint8).copy()
+
+
+def evidence(rgb: Image.Image) -> tuple[np.ndarray, Optional[bytes]]:
+    """What verification reads of a decoded photo: its signature and its content's packed
+    features (None when OpenCV cannot describe it: such a photo verifies nothing, and is still
+    listed and still joins its byte-identical copies)."""
+    sig = _signature(rgb)
+    try:
+        return sig, content.pack(content.features(np.asarray(rgb.convert("L")), sig.shape))
+    except cv2.error:
+        return sig, None
 
 
 def decode_bytes(data: bytes, entry: FileEntry) -> Decoded:
@@ -128,7 +142,7 @@ def decode_bytes(data: bytes, entry: FileEntry) -> Decoded:
         out.problem = "not enough memory to decode this image"
         return out
     out.model_input = np.asarray(rgb.resize((MODEL_SIZE, MODEL_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0), dtype=np.uint8).copy()
-    out.thumb = _signature(rgb)
+    out.thumb, out.features = evidence(rgb)
     return out
 
 

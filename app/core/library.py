@@ -51,7 +51,7 @@ def _skip_client_string_checks() -> None:
         pass
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_PATH = 4096
 # Milvus Lite serves a library file over gRPC from a thread of this process. pymilvus pings its
 # channel every 10 s even with no call in flight, while that server keeps gRPC's default of one
@@ -59,10 +59,17 @@ MAX_PATH = 4096
 # pairs) it answers GOAWAY "too_many_pings", which gRPC prints on stderr as an error at the end of
 # every long scan. The client reconnects and nothing is lost, but a local file needs no pings.
 LOCAL_GRPC = {"grpc.keepalive_permit_without_calls": False}
-MAX_SIGNATURE = 16384  # base64 of a 96 px grayscale signature fits easily
+# base64 of a 96 px grayscale signature (9 kB) and of the content's features (content.py, at most
+# 34 kB) fit under Milvus's VARCHAR limit
+MAX_SIGNATURE = 65535
 
 
 QUERY_LIMIT = 16384  # Milvus's cap on offset + limit of one query
+
+
+def _with_features(stored: tuple, vec):
+    """Row's trailing fields (signature, vector, features) from decode_signature's pair."""
+    return stored[0], vec, stored[1]
 
 
 class LibraryError(RuntimeError):
@@ -87,11 +94,16 @@ class Row:
     problem: str
     signature: Optional[np.ndarray]  # (h, w) uint8
     vector: Optional[np.ndarray] = None
+    features: Optional[bytes] = None  # content.pack()ed local features, stored with the signature
+
+    def evidence(self):
+        """What verification reads: (signature, features), or None before they are attached."""
+        return None if self.signature is None else (self.signature, self.features)
 
 
 def _meta(r: Row) -> Row:
     """The row without its signature and vector (what the snapshot keeps)."""
-    return dataclasses.replace(r, signature=None, vector=None)
+    return dataclasses.replace(r, signature=None, vector=None, features=None)
 
 
 def path_id(path: str) -> int:
@@ -114,19 +126,24 @@ def decode_path(stored: str) -> str:
     return stored
 
 
-def encode_signature(sig: Optional[np.ndarray]) -> str:
+def encode_signature(sig: Optional[np.ndarray], features: Optional[bytes] = None) -> str:
+    """"WxH:pixels[;features]", both base64."""
     if sig is None:
         return ""
     h, w = sig.shape
-    return f"{w}x{h}:" + base64.b64encode(sig.tobytes()).decode("ascii")
+    text = f"{w}x{h}:" + base64.b64encode(sig.tobytes()).decode("ascii")
+    return text + (";" + base64.b64encode(features).decode("ascii") if features else "")
 
 
-def decode_signature(text: str) -> Optional[np.ndarray]:
+def decode_signature(text: str) -> tuple[Optional[np.ndarray], Optional[bytes]]:
+    """(signature, features) from encode_signature's text."""
     if not text:
-        return None
+        return None, None
     dims, _, data = text.partition(":")
+    pixels, _, feats = data.partition(";")
     w, h = (int(v) for v in dims.split("x"))
-    return np.frombuffer(base64.b64decode(data), dtype=np.uint8).reshape(h, w)
+    sig = np.frombuffer(base64.b64decode(pixels), dtype=np.uint8).reshape(h, w)
+    return sig, (base64.b64decode(feats) if feats else None)
 
 
 def collection_name(model: str) -> str:
@@ -412,7 +429,7 @@ class Library:
     def _row(self, r: dict, with_vector: bool = False) -> Row:
         vec = np.asarray(r["vector"], dtype=np.float32) if with_vector and "vector" in r else None
         return Row(r["id"], decode_path(r["path"]), r["size"], r["mtime_ns"], r["sha256"], r["width"], r["height"],
-                   r["format"], r["model"], r["problem"], decode_signature(r.get("signature", "")), vec)
+                   r["format"], r["model"], r["problem"], *_with_features(decode_signature(r.get("signature", "")), vec))
 
     def rows(self, paths_under: Optional[Iterable[str]] = None, with_signature: bool = False) -> list[Row]:
         if self._known is not None and not with_signature:
@@ -453,13 +470,13 @@ class Library:
         for r in rows:
             m = dataclasses.replace(r, size=int(r.size), mtime_ns=int(r.mtime_ns), width=int(r.width),
                                     height=int(r.height), format=r.format[:32], model=self.model,
-                                    problem=r.problem[:1000], signature=None, vector=None)
+                                    problem=r.problem[:1000], signature=None, vector=None, features=None)
             stored.append(m)
             vec = r.vector if r.vector is not None else np.zeros(self.dim, np.float32)
             data.append({"id": m.id, "path": encode_path(m.path), "size": m.size, "mtime_ns": m.mtime_ns,
                          "sha256": m.sha256, "width": m.width, "height": m.height, "format": m.format,
                          "model": m.model, "problem": m.problem,
-                         "signature": encode_signature(r.signature), "vector": vec.astype(np.float32).tolist()})
+                         "signature": encode_signature(r.signature, r.features), "vector": vec.astype(np.float32).tolist()})
         try:
             self.client.upsert(self.collection, data)
         except Exception as exc:

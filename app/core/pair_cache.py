@@ -25,7 +25,7 @@ from app.core import verify
 log = logging.getLogger(__name__)
 
 # Bump when verification or candidate search changes what an outcome means.
-FORMAT = 2
+FORMAT = 3
 GROUPINGS_KEPT = 8
 
 
@@ -57,7 +57,7 @@ class PairCache:
             "CREATE TABLE IF NOT EXISTS searched (scope TEXT, id INTEGER, stamp INTEGER, PRIMARY KEY (scope, id));"
             "CREATE TABLE IF NOT EXISTS groupings (key TEXT PRIMARY KEY, groups TEXT);"
             "CREATE TABLE IF NOT EXISTS signatures (id INTEGER PRIMARY KEY, stamp INTEGER, h INTEGER, w INTEGER,"
-            " pixels BLOB);")
+            " pixels BLOB, features BLOB);")
         wanted = json.dumps({"format": FORMAT, **settings}, sort_keys=True)
         row = self.db.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
         if row is None or row[0] != wanted:
@@ -134,18 +134,19 @@ class PairCache:
         return {i for i, s in self.db.execute("SELECT id, stamp FROM signatures") if stamps.get(i) == s}
 
     def signatures(self, ids: Iterable[int]) -> dict:
-        """id -> (h, w) uint8 signature, for ids signatures_held returned."""
+        """id -> ((h, w) uint8 signature, packed features or None), for ids signatures_held returned."""
         out = {}
         ids = list(ids)
         for k in range(0, len(ids), 500):
             chunk = ids[k:k + 500]
-            for i, h, w, pixels in self.db.execute(
-                    f"SELECT id, h, w, pixels FROM signatures WHERE id IN ({','.join('?' * len(chunk))})", chunk):
-                out[i] = np.frombuffer(pixels, np.uint8).reshape(h, w)
+            for i, h, w, pixels, feats in self.db.execute(
+                    f"SELECT id, h, w, pixels, features FROM signatures WHERE id IN ({','.join('?' * len(chunk))})", chunk):
+                out[i] = (np.frombuffer(pixels, np.uint8).reshape(h, w), feats)
         return out
 
     def add_signatures(self, signatures: dict, stamps: dict[int, int]) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO signatures VALUES (?, ?, ?, ?, ?)",
-                            [(i, stamps[i], sig.shape[0], sig.shape[1], sig.tobytes())
-                             for i, sig in signatures.items()])
+        """``signatures``: id -> (signature, packed features or None)."""
+        self.db.executemany("INSERT OR REPLACE INTO signatures VALUES (?, ?, ?, ?, ?, ?)",
+                            [(i, stamps[i], sig.shape[0], sig.shape[1], sig.tobytes(), feats)
+                             for i, (sig, feats) in signatures.items()])
         self.db.commit()

@@ -238,7 +238,7 @@ class PartialGroups:
             self.emit()
 
     def _signature(self, i: int):
-        return self.rows[i].signature
+        return self.rows[i].evidence()
 
     def _send(self, cands: dict) -> None:
         self._take_finished()
@@ -306,7 +306,7 @@ class PartialGroups:
         for g in groups:
             g.pair_scores = {}
             for m in g.members:
-                m.row = dataclasses.replace(m.row, vector=None, signature=None)
+                m.row = dataclasses.replace(m.row, vector=None, signature=None, features=None)
         self.callback(groups)
 
 
@@ -391,7 +391,7 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
     attach_signatures(library, by_id, {i for key in cands for i in key}, cache)
     # Each chunk's outcomes are remembered as they come, and only the pairs that verified are
     # held: a cancelled scan keeps the chunks it finished.
-    outcomes.update(grouping.verify_candidates(cands, lambda i: by_id[i].signature, progress, workers,
+    outcomes.update(grouping.verify_candidates(cands, lambda i: by_id[i].evidence(), progress, workers,
                                                record=None if cache is None else lambda done: cache.add(done, stamps)))
     if cache is not None:
         cache.mark_searched(scope, {i: stamps[i] for i in rep_ids})
@@ -413,12 +413,12 @@ def attach_signatures(library: Library, by_id: dict[int, Row], ids, cache: Optio
         return
     stamps = {i: pair_cache.stamp(by_id[i].size, by_id[i].mtime_ns) for i in ids}
     held = cache.signatures_held(stamps) if cache is not None else set()
-    for i, sig in (cache.signatures([i for i in held if by_id[i].signature is None]) if held else {}).items():
-        by_id[i].signature = sig
+    for i, (sig, feats) in (cache.signatures([i for i in held if by_id[i].signature is None]) if held else {}).items():
+        by_id[i].signature, by_id[i].features = sig, feats
     for r in library.get([i for i in ids if by_id[i].signature is None], with_signature=True):
-        by_id[r.id].signature = r.signature
+        by_id[r.id].signature, by_id[r.id].features = r.signature, r.features
     if cache is not None and remember:
-        cache.add_signatures({i: by_id[i].signature for i in ids - held if by_id[i].signature is not None}, stamps)
+        cache.add_signatures({i: by_id[i].evidence() for i in ids - held if by_id[i].signature is not None}, stamps)
 
 
 def group_rows(good: list[Row], pairs: list[grouping.Pair], similarity: float, library: Library,
@@ -518,7 +518,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
                     if not d.problem:
                         vec, vi = vecs[vi], vi + 1
                     out.append(Row(path_id(d.entry.path), d.entry.path, d.entry.size, d.entry.mtime_ns, d.sha256,
-                                   d.width, d.height, d.format, embedder.name, d.problem, d.thumb, vec))
+                                   d.width, d.height, d.format, embedder.name, d.problem, d.thumb, vec, d.features))
                 library.upsert(out)  # as computed: only the copy held for the search is rounded
                 if held_dtype is not np.float32:
                     for r in out:
@@ -576,6 +576,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
         rank(groups)
         for r in good:  # searched: only signatures of paired photos are kept for regrouping
             r.vector = None
+            r.features = None  # verification is done; regrouping reads signatures only
         stats.problems = len(problems)
         stats.seconds = round(time.monotonic() - t0, 3)
         return ScanResult(library.location, embedder.name, embedder.choice.notice, folders, stats, good, groups,

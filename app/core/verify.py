@@ -1,14 +1,21 @@
-"""Verification of candidate pairs from their stored grayscale signatures.
+"""Verification of candidate pairs: do two photos show the same picture?
 
-Vector search only proposes; these checks decide. Each compares zero-mean, unit-variance
-grayscale thumbnails, so brightness, contrast, saturation and grayscale edits do not matter,
-while a different photo of the same scene (a burst frame, the neighbouring strip of a
-panorama) does not line up pixel for pixel and scores low.
+Vector search only proposes; this decides, on two independent kinds of evidence, both taken from
+the photos' content with any frame set aside (content.py):
 
-- same frame (``_frame_score`` on ``prepare``d thumbnails): both images show the same frame (resize, re-encode, colour edits, watermark).
-- ``containment``: one image is a crop or zoom of the other, or the other has a border; found by
-  normalised cross-correlation of the smaller view slid over the larger one at a range of scales.
-- Either check is also tried against the 8 rotations/mirrors of one side (90° turns, mirrors).
+1. Geometry. SIFT keypoints of the two contents are matched under Lowe's ratio test, as is and
+   against the mirrored side, and RANSAC fits one similarity transform (scale, turn by any angle,
+   shift; a mirror on top). Copies share many keypoints that one transform explains; different
+   photos share a few by chance, scattered. One mechanism covers resizes, crops, zooms, borders,
+   quarter and slight turns and mirrors.
+2. Pixels. The transform places one signature on the other; the two must agree, pixel by pixel,
+   over the whole overlap of the two contents (a rank correlation, so brightness, contrast, gamma
+   and grayscale edits do not matter). A chance alignment of two different photos, a burst frame
+   or a look-alike disagrees there.
+
+The score of a match is that rank correlation; the similarity setting sets its threshold
+(grouping.verify_threshold). A photo with no texture to find keypoints in (fog, a lens cap, a
+white wall, all frame) can verify nothing: it joins only byte-identical copies.
 """
 from __future__ import annotations
 
@@ -18,40 +25,63 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
+from app.core import content
+
 cv2.setNumThreads(1)
 
 # Outcomes remembered between scans (pair_cache.py) are dropped when this changes: bump it
 # whenever a change here can turn a verdict.
-VERSION = 7
-FRAME_SIDE = 32
-MIN_TEMPLATE = 20  # px of the 96 px signature: smaller crops carry too little evidence
-MIN_STD = 4.0  # a near-flat template (fog, a white wall) matches anything
-# Fine detail (std of the signature minus its blur, see ``detail``) an image needs before it can
-# be found inside another one. Featureless crops (a sky gradient, an out-of-focus background)
-# slid over any smooth area line up at NCC 0.95-0.98: on the timing corpus such crops of
-# different photos (detail 0.40-0.88) joined groups. Every photo of both dev corpora
-# has >= 2.4 (crops, zooms: >= 5.6).
-MIN_DETAIL = 1.5
-# Up to this much detail, a reading (frame, crop, turn) must also line up in fine detail
-# (``fine_agreement``): smooth shading alone lines up at NCC 0.95-0.996 between different
-# low-detail photos of the timing corpus, whose fine detail then agrees at 0.00-0.11 (0.33-0.51
-# where a small template holds one cloud edge). True copies of the dev corpora agree at >= 0.81
-# (frames) and, 5th percentile, >= 0.59 (crops, zooms, borders; 0.32 at worst); slightly turned
-# copies read as crops agree at only 0.09-0.22, which is why photos with more detail than this
-# are not checked. Flat photos (lens-cap shots) have no fine detail to agree: only byte-identical
-# copies of them are grouped.
-DETAIL_CHECK_BELOW = 4.0
-FINE_MIN = 0.45
+VERSION = 8
+MIN_TEMPLATE = 20  # px of the 96 px signature: a smaller shared region carries too little evidence
+MIN_STD = 4.0  # a near-flat region (fog, a white wall) matches anything
+
+# The pixel check needs the shared part to vary by more than JPEG's rounding: below a grey level
+# of spread, ranks are ties and noise. A dark copy keeps a few levels of its detail (a copy
+# darkened to a third with gamma 1.6 spans about 48 levels), so this is no brightness threshold.
+MIN_LEVELS = 1.0
+
+# Lowe's ratio test (Lowe 2004): a keypoint's best match counts only if it is clearly better than
+# its second best, which discards the matches that repeated texture makes ambiguous.
+RATIO = 0.8
+# RANSAC's tolerance, in pixels of the 256 px feature view: resampling, JPEG and the keypoint
+# detector's own localisation move a keypoint by about a pixel.
+RANSAC_PX = 3.0
+# A similarity transform is fixed by two point pairs; this many inliers confirm it eight times
+# over. It only decides whether the pixel check runs: chance consensus among different photos
+# reaches this, so the pixel agreement below is what rejects it.
+MIN_INLIERS = 10
+# The inliers must span the textured part of the smaller side (the extent of its keypoints inside
+# the overlap), in both directions, by at least this share: a match supported by one corner (a
+# logo, one star cluster, a repeated motif) does not stand for the whole picture.
+MIN_SPREAD = 0.25
+# A side "shows" the other when the other's content lies inside it up to this share of its area:
+# the transform's corners carry a pixel or two of error on a 96 px signature.
+COVER = 0.9
+# Two partly overlapping views (two crops of one photo) verify each other only when they share
+# at least this share of the smaller one; less is the neighbouring strip of a panorama.
+MIN_OVERLAP = 0.5
+# Turns within this many degrees of a quarter turn read as that quarter turn (a photo and its
+# slightly straightened copy are told apart by "turn").
+TURN_DEGREES = 1.0
+
+# SIFT descriptors are a 4 x 4 grid of 8-bin orientation histograms in the keypoint's own frame;
+# a mirror image reflects that frame across the keypoint's direction: grid rows reverse and
+# orientations negate. Mirrored descriptors are this permutation of the stored ones.
+MIRROR = (np.arange(128).reshape(4, 4, 8)[::-1, :, :][:, :, (-np.arange(8)) % 8]).ravel()
 
 
 @dataclass(frozen=True, slots=True)  # a large library keeps a million of them
 class Match:
-    score: float  # normalised cross-correlation, 1.0 = identical up to brightness/contrast
-    how: str  # "frame", "crop" (one contains the other), "turn" (slightly rotated), "overlap"
-    transform: int  # 0 = as is; 1..7 = rotation/mirror applied to the second image
-    scale: float  # fraction of the larger image's width the smaller one covers
+    score: float  # rank correlation of the aligned contents, 1.0 = identical up to tone; -1: no match
+    how: str  # "frame" (both show the same), "crop" (one contains the other), "turn" (contains, turned
+    # by a few degrees), "overlap" (views that partly overlap)
+    transform: int  # 0 = as is; 1..7 = nearest rotation/mirror of the second image
+    scale: float  # sqrt of the inner content's share of the outer content's area
     outer: str = "a"  # which side contains the other ("a" or "b")
-    rect: tuple = ()  # (x, y, w, h) of the inner side inside the outer side's signature (read when transform is 0)
+    rect: tuple = ()  # (x, y, w, h) of the inner side's content in the outer side's signature
+
+
+NO_MATCH = Match(-1.0, "frame", 0, 1.0)
 
 
 def dihedral(a: np.ndarray, t: int) -> np.ndarray:
@@ -60,345 +90,224 @@ def dihedral(a: np.ndarray, t: int) -> np.ndarray:
     return np.ascontiguousarray(b[:, ::-1] if t >= 4 else b)
 
 
-def _z(a: np.ndarray) -> np.ndarray:
-    a = a.astype(np.float32)
-    a -= a.mean()
-    n = np.linalg.norm(a)
-    return a / n if n > 0 else a
-
-
 @dataclass(frozen=True)
 class Prepared:
-    """A signature with what every comparison of it needs, computed once per photo: its raw
-    pixels and, for each of the 8 rotations/mirrors of its equalised version, the aspect ratio
-    and a zero-mean unit-length FRAME_SIDE² thumbnail for whole-frame checks. Views used by the
-    sliding searches (turned, half-size) are made on first use and kept: a photo takes part in
-    many pairs."""
-    raw: np.ndarray
-    aspects: tuple
-    small: tuple  # uint8 FRAME_SIDE x FRAME_SIDE, one per transform
-    zs: tuple  # float32 vectors, one per transform
-    detail: float  # can it be looked for inside another image (MIN_DETAIL)
+    """A photo's signature and content features, with what every comparison needs, made once
+    per photo: a photo takes part in many pairs."""
+    raw: np.ndarray  # the 96 px grayscale signature of the whole photo
+    feats: content.Features | None
     key: bytes  # a digest of the pixels: orders the two sides of a pair (``judged``)
     views: dict = field(default_factory=dict, compare=False, repr=False)
 
-    def view(self, t: int = 0, degrees: float = 0.0) -> np.ndarray:
-        """The raw signature under dihedral transform ``t``, or turned by ``degrees`` (t = 0)."""
-        key = (t, degrees)
-        if key not in self.views:
-            self.views[key] = rotated(self.raw, degrees) if degrees else dihedral(self.raw, t)
-        return self.views[key]
-
-    def half(self, t: int = 0, degrees: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        """That view at half size, as uint8 (a template) and float32 (a search area)."""
-        key = ("half", t, degrees)
-        if key not in self.views:
-            h = _half(self.view(t, degrees))
-            self.views[key] = (h, h.astype(np.float32))
-        return self.views[key]
-
-    def templates(self, t: int = 0, degrees: float = 0.0, half: bool = False) -> dict:
-        """Templates resized from that view (or its half-size version), by size: the sweeps of
-        every pair this photo is in ask for the same few sizes (the coarse scale grid is fixed,
-        the full-size sweep steps around it, and most outer sides share a width), so each is
-        made once."""
-        return self.views.setdefault(("templates", half, t, degrees), {})
+    def mirrored(self) -> tuple[np.ndarray, np.ndarray]:
+        """Points and descriptors of the mirrored view."""
+        if "mirror" not in self.views:
+            f = self.feats
+            pts = f.points.copy()
+            pts[:, 0] = f.view[0] - 1 - pts[:, 0]
+            self.views["mirror"] = (pts, np.ascontiguousarray(f.descriptors[:, MIRROR]))
+        return self.views["mirror"]
 
 
-def prepare(sig: np.ndarray) -> Prepared:
-    eq = cv2.equalizeHist(sig)
-    aspects, small, zs = [], [], []
-    for t in range(8):
-        v = dihedral(eq, t)
-        r = cv2.resize(v, (FRAME_SIDE, FRAME_SIDE), interpolation=cv2.INTER_AREA)
-        aspects.append(_aspect(v))
-        small.append(r)
-        zs.append(_z(r).ravel())
-    key = hashlib.blake2b(sig.tobytes(), digest_size=16, person=b"%dx%d" % sig.shape).digest()
-    return Prepared(sig, tuple(aspects), tuple(small), tuple(zs), detail(sig), key)
+def prepare(sig) -> Prepared:
+    """``sig``: (signature, packed features) as stored, or a signature alone (no features:
+    it can verify nothing)."""
+    raw, feats = (sig if isinstance(sig, tuple) else (sig, None))
+    if isinstance(feats, (bytes, bytearray, memoryview)):
+        feats = content.unpack(bytes(feats))
+    if feats is not None and len(feats.points) < MIN_INLIERS:
+        feats = None  # too little texture to verify anything (fog, a lens cap, all frame)
+    key = hashlib.blake2b(raw.tobytes(), digest_size=16, person=b"%dx%d" % raw.shape).digest()
+    return Prepared(raw, feats, key)
 
 
-def detail(sig: np.ndarray) -> float:
-    """Standard deviation of the signature's fine detail (what a 2 px blur removes)."""
-    f = sig.astype(np.float32)
-    return float((f - cv2.GaussianBlur(f, (0, 0), 2.0)).std())
+_matcher = None
 
 
-def fine_agreement(outer: np.ndarray, inner: np.ndarray, rect: tuple) -> float:
-    """NCC of the finest detail (what a 1 px blur removes) of ``inner`` and of the part of
-    ``outer`` it was placed on (``rect``: x, y, w, h in ``outer`` pixels)."""
-    x, y, w, h = rect
-    region = outer[y:y + h, x:x + w].astype(np.float32)
-    placed = cv2.resize(inner, (region.shape[1], region.shape[0]), interpolation=cv2.INTER_AREA).astype(np.float32)
-    fa = region - cv2.GaussianBlur(region, (0, 0), 1.0)
-    fb = placed - cv2.GaussianBlur(placed, (0, 0), 1.0)
-    fa -= fa.mean()
-    fb -= fb.mean()
-    n = float(np.linalg.norm(fa) * np.linalg.norm(fb))
-    return float((fa * fb).sum()) / n if n > 0 else 0.0
-
-
-def _frame_score(ra: np.ndarray, za: np.ndarray, rb: np.ndarray, zb: np.ndarray) -> float:
-    if _std(ra) < MIN_STD / 2 or _std(rb) < MIN_STD / 2:
-        return 1.0 if np.abs(ra.astype(int) - rb.astype(int)).mean() < 3 else 0.0
-    return float(za @ zb)
-
-
-def _std(a: np.ndarray) -> float:
-    return float(cv2.meanStdDev(a)[1][0, 0])  # a tenth of numpy's cost on these small arrays
-
-
-def _aspect(a: np.ndarray) -> float:
-    return a.shape[1] / a.shape[0]
-
-
-def _ncc_at(outer_f: np.ndarray, inner: np.ndarray, s: float, min_template: int = MIN_TEMPLATE,
-            centre: tuple | None = None, templates: dict | None = None) -> tuple[float, tuple]:
-    """NCC of ``inner`` resized to scale ``s`` of ``outer_f``, at its best position: anywhere, or
-    within WINDOW px of ``centre`` (where the match's centre lies, in ``outer_f`` pixels).
-    ``templates``: resized versions of ``inner`` by size (filled here), when they are kept."""
-    oh, ow = outer_f.shape
-    ih, iw = inner.shape
-    tw = int(round(s * ow))
-    th = int(round(tw * ih / iw))
-    if th > oh:  # inner is relatively taller: fit its height instead
-        th = int(round(s * oh))
-        tw = int(round(th * iw / ih))
-    if tw < min_template or th < min_template or tw > ow or th > oh:
-        return -1.0, ()
-    t = templates.get((tw, th)) if templates is not None else None
+def _ransac(pa: np.ndarray, da: np.ndarray, pb: np.ndarray, db: np.ndarray):
+    """(inliers, 2x3 transform taking b's view points onto a's, inlier mask) or (n, None, None)."""
+    global _matcher
+    if _matcher is None:
+        _matcher = cv2.BFMatcher(cv2.NORM_L2)
+    pairs = _matcher.knnMatch(da, db, k=2)
+    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
+    if len(good) < MIN_INLIERS:
+        return len(good), None, None
+    src = pb[[m.trainIdx for m in good]]
+    dst = pa[[m.queryIdx for m in good]]
+    t, mask = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX,
+                                          maxIters=2000, confidence=0.995)
     if t is None:
-        t = cv2.resize(inner, (tw, th), interpolation=cv2.INTER_AREA)
-        t = t if _std(t) >= MIN_STD else False  # False: too flat to place
-        if templates is not None:
-            templates[(tw, th)] = t  # as uint8: a quarter of the memory, converted in ~1 us
-    if t is False:
-        return -1.0, ()
-    t = t.astype(np.float32)
-    x0 = y0 = 0
-    area = outer_f
-    if centre is not None:
-        x0 = min(max(int(round(centre[0] - tw / 2)) - WINDOW, 0), ow - tw)
-        y0 = min(max(int(round(centre[1] - th / 2)) - WINDOW, 0), oh - th)
-        area = outer_f[y0:min(y0 + th + 2 * WINDOW, oh), x0:min(x0 + tw + 2 * WINDOW, ow)]
-    r = cv2.matchTemplate(area, t, cv2.TM_CCOEFF_NORMED)
-    _, v, _, loc = cv2.minMaxLoc(r)
-    return float(v), (loc[0] + x0, loc[1] + y0, tw, th)
+        return 0, None, None
+    mask = mask.ravel().astype(bool)
+    return int(mask.sum()), t, (src[mask], dst[mask])
 
 
-def _centre(rect: tuple, k: float = 1.0) -> tuple:
-    return ((rect[0] + rect[2] / 2) * k, (rect[1] + rect[3] / 2) * k)
+def _spread(t: np.ndarray, side_b: tuple, side_a: tuple, src: np.ndarray, dst: np.ndarray) -> float:
+    """How far the inliers reach across the textured part of the smaller side that the other side
+    also shows: the inliers' extent over the extent of all that side's keypoints lying in the
+    overlap, the smaller of the two directions. ``t`` takes b's view onto a's; ``side_*``:
+    (keypoints, view size); ``src``/``dst``: the inliers on b and on a."""
+    m = _affine(t)
+    (pb, vb), (pa, va) = side_b, side_a
+    if vb[0] * vb[1] * abs(np.linalg.det(t[:, :2])) > va[0] * va[1]:  # a is the smaller side
+        m, (pb, vb), (pa, va), src = np.linalg.inv(m), (pa, va), (pb, vb), dst
+    on_other = pb @ m[:2, :2].T + m[:2, 2]
+    inside = (on_other[:, 0] >= 0) & (on_other[:, 1] >= 0) & (on_other[:, 0] < va[0]) & (on_other[:, 1] < va[1])
+    textured = pb[inside]
+    if len(textured) < 2:
+        return 0.0
+    extent = np.maximum(np.ptp(textured, axis=0), 1e-6)
+    return float(min(np.ptp(src, axis=0) / extent))
 
 
-# The sliding search runs first on half-size signatures with coarse scale steps; only scales that
-# line up there at least this well are searched at full size. Most candidate pairs (different
-# photos of one scene, overlapping crops) stop at the coarse pass, which costs a tenth as much.
-COARSE_STEP = 0.9
-COARSE_GATE = 0.60  # true crops/borders of the dev corpora: >= 0.66 there
-COARSE_KEEP = 1  # coarse scales searched at full size (a second changed 1 of 242 verdicts, cost 20 %)
-REFINE_MIN = 0.75  # true copies score >= 0.85 before refinement on the dev corpora
-# The full-size search looks only this many px around where the coarse one lined up (doubled):
-# half-size rounding moves the peak by about 2 px, and the scales searched keep the centre.
-WINDOW = 4
+def _affine(m23: np.ndarray) -> np.ndarray:
+    return np.vstack([m23, [0, 0, 1]])
 
 
-def _half(a: np.ndarray) -> np.ndarray:
-    return cv2.resize(a, (max(1, a.shape[1] // 2), max(1, a.shape[0] // 2)), interpolation=cv2.INTER_AREA)
+def _to_sig(f: content.Features) -> np.ndarray:
+    """3x3: view pixels -> signature pixels, both as pixel centres (OpenCV's keypoints and
+    warpAffine): a pixel's centre sits half a pixel in from its edges, which scale with the view."""
+    k = f.to_sig
+    return np.array([[k, 0, 0.5 * k + f.box[0] - 0.5], [0, k, 0.5 * k + f.box[1] - 0.5], [0, 0, 1]], np.float64)
 
 
-def coarse_scales(outer: np.ndarray, inner: np.ndarray, min_scale: float = 0.4,
-                  halves: tuple | None = None, templates: dict | None = None) -> list[tuple[float, float, tuple]]:
-    """(score, scale, centre) of ``inner`` slid over ``outer`` on half-size signatures, best first;
-    the centre of the best placement is in full-size pixels. ``halves``: (outer as float32,
-    inner as uint8) at half size, when already made; ``templates``: the inner half's kept
-    resized versions (``Prepared.templates``)."""
-    outer_c, inner_c = halves or (_half(outer).astype(np.float32), _half(inner))
-    coarse = []
-    s = 1.0
-    while s >= min_scale * COARSE_STEP:
-        v, rect = _ncc_at(outer_c, inner_c, s, MIN_TEMPLATE // 2, templates=templates)
-        coarse.append((v, s, _centre(rect, 2.0) if rect else None))
-        s *= COARSE_STEP
-    coarse.sort(key=lambda c: (-c[0], -c[1]))
-    return coarse or [(-1.0, 0.0, None)]
+def _mirror_view(f: content.Features) -> np.ndarray:
+    return np.array([[-1, 0, f.view[0] - 1], [0, 1, 0], [0, 0, 1]], np.float64)
 
 
-def contains(outer: np.ndarray, inner: np.ndarray, min_scale: float = 0.4,
-             coarse: list | None = None, templates: dict | None = None) -> tuple[float, float, tuple]:
-    """Best NCC of ``inner`` resized onto a sub-window of ``outer``, and at which scale.
-
-    Coarse to fine: a sweep on half-size signatures finds the promising scales, a full-size sweep
-    around them the exact one (a 2 % scale error is already a 2 px misalignment at the edge of a
-    96 px signature). Returns the coarse score (below the gate) when nothing is promising.
-    ``templates``: ``inner``'s kept resized versions (``Prepared.templates``).
-    """
-    coarse = coarse if coarse is not None else coarse_scales(outer, inner, min_scale)
-    if coarse[0][0] < COARSE_GATE:
-        return coarse[0][0], 0.0, ()
-    outer_f = outer.astype(np.float32)
-    tried: dict[float, tuple] = {}
-
-    def at(s: float, centre: tuple):
-        s = round(s, 5)
-        if s not in tried:
-            tried[s] = (_ncc_at(outer_f, inner, s, centre=centre, templates=templates)
-                        if min_scale <= s <= 1.0 else (-1.0, ()))
-        return tried[s][0]
-
-    for v0, s0, c0 in coarse[:COARSE_KEEP]:
-        if v0 < COARSE_GATE:
-            break
-        for k in range(-4, 5):  # +-5 % around the coarse scale in 1.25 % steps
-            at(min(s0 * (1 + 0.0125 * k), 1.0), c0)
-    # Halving steps around the two best: hard edges (a white border) lose several points of NCC
-    # for a 0.3 % scale error, so the peak is narrow and a neighbour can hide it. Views that
-    # line up nowhere near a match by now (most candidates) are not refined.
-    for start in sorted(tried, key=lambda s: -tried[s][0])[:2]:
-        if tried[start][0] < REFINE_MIN:
-            break
-        centre, step = start, 0.006
-        while step > 0.002:
-            for f in (1 - step, 1 + step):
-                if at(centre * f, _centre(tried[round(centre, 5)][1])) > tried[round(centre, 5)][0]:
-                    centre = round(centre * f, 5)
-            step /= 2
-    best_s = max(tried, key=lambda s: tried[s][0])
-    best, best_r = tried[best_s]
-    if best <= -1.0:
-        return best, 0.0, ()
-    return best, best_s, best_r
+def _box_mask(shape: tuple, box: tuple, inset: int = 1) -> np.ndarray:
+    m = np.zeros(shape, np.uint8)
+    x, y, w, h = box
+    x0, y0 = int(np.ceil(x)) + inset, int(np.ceil(y)) + inset
+    x1, y1 = int(np.floor(x + w)) - inset, int(np.floor(y + h)) - inset
+    if x1 > x0 and y1 > y0:
+        m[y0:y1, x0:x1] = 1
+    return m
 
 
-def turn_window(shape: tuple, degrees: float) -> float:
-    """Side of the largest upright window without empty corners, as a fraction of the frame."""
-    h, w = shape
-    th = np.radians(abs(degrees))
-    return 1.0 / (np.cos(th) + np.sin(th) * max(w / h, h / w))
+def _rank_ncc(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman correlation: Pearson's on ranks, so any monotone tone curve leaves it at 1."""
+    ra = np.argsort(np.argsort(a, kind="stable"), kind="stable").astype(np.float32)
+    rb = np.argsort(np.argsort(b, kind="stable"), kind="stable").astype(np.float32)
+    ra -= ra.mean()
+    rb -= rb.mean()
+    n = float(np.linalg.norm(ra) * np.linalg.norm(rb))
+    return float(ra @ rb) / n if n > 0 else 0.0
 
 
-def rotated(a: np.ndarray, degrees: float) -> np.ndarray:
-    """Rotate about the centre and keep the largest upright window without empty corners."""
-    h, w = a.shape
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
-    r = cv2.warpAffine(a, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    k = turn_window(a.shape, degrees)
-    cw, ch = int(w * k), int(h * k)
-    x0, y0 = (w - cw) // 2, (h - ch) // 2
-    return np.ascontiguousarray(r[y0:y0 + ch, x0:x0 + cw])
+def _dihedral_of(lin: np.ndarray) -> tuple[int, float]:
+    """The rotation/mirror t (dihedral(b, t) lines b up with a) nearest to the 2x2 linear part
+    ``lin`` (b's signature -> a's), and the turn left over, in degrees."""
+    mirrored = np.linalg.det(lin) < 0
+    m = lin @ np.diag([-1.0, 1.0]) if mirrored else lin  # undo the mirror, applied first
+    angle = np.degrees(np.arctan2(m[1, 0], m[0, 0]))  # image coordinates: y down
+    k = int(np.round(angle / 90.0)) % 4
+    rest = float((angle - 90.0 * np.round(angle / 90.0) + 180) % 360 - 180)
+    # np.rot90 turns counter-clockwise as seen on screen, which is -90 degrees with y down; with
+    # the mirror applied after the turn (dihedral), the turn it undoes runs the other way
+    return (4 + k % 4 if mirrored else (-k) % 4), rest
 
 
-# The costly searches run only for pairs whose vectors already agree this much (cosine of the
-# GeM descriptors). Measured on the dev corpus with EfficientNet-Lite0: crops/zooms/borders
-# >= 0.63, slight turns >= 0.92 (so 0.88 leaves a margin and spares most overlapping views the
-# costliest search). Whole-frame checks (cheap) run for every candidate.
-CROP_MIN_COSINE = 0.55
-TURN_MIN_COSINE = 0.88
-SMALL_TURNS = (-4.0, -3.0, -2.0, 2.0, 3.0, 4.0)
-SMALL_TURNS_FIRST = (-3.0, 3.0)
-# Best half-size score at +-3 degrees: the 30 turned copies of both dev corpora >= 0.90, every
-# turned reading that verified on 3,000 timing-corpus pairs >= 0.88; half of those pairs < 0.70.
-TURN_COARSE_GATE = 0.70
-TURN_SKIP_SCORE = 0.97  # verify_threshold(1.0) in grouping.py: the strictest setting
-TURN_COVER_SCALE = 1.03  # a turned frame this much larger than the outer side still fits (rounding)
+def _aligned(pd: Prepared, ps: Prepared, m: np.ndarray, box_d: tuple, box_s: tuple):
+    """The pixels of the two signatures where their contents overlap, with ``ps`` placed on
+    ``pd`` by ``m`` (3x3, ps's signature -> pd's; it shrinks ps or keeps its size): (pd's, ps's),
+    or (None, None) when the overlap is too small to say anything."""
+    hd, wd = pd.raw.shape
+    src = ps.raw.astype(np.float32)
+    det = abs(np.linalg.det(m[:2, :2]))
+    if det < 1:  # low-pass what shrinks, as a resize would, or its detail aliases
+        src = cv2.GaussianBlur(src, (0, 0), 0.5 / np.sqrt(det))
+    warped = cv2.warpAffine(src, m[:2], (wd, hd), flags=cv2.INTER_LINEAR)
+    mask = _box_mask((hd, wd), box_d, 0) & cv2.warpAffine(_box_mask(ps.raw.shape, box_s, 0), m[:2], (wd, hd),
+                                                           flags=cv2.INTER_NEAREST)
+    # a pixel along the overlap's edges is left out: resampling mixes in the frame or the outside
+    inner = cv2.erode(mask, np.ones((3, 3), np.uint8)).astype(bool)
+    if inner.sum() < MIN_TEMPLATE * MIN_TEMPLATE:
+        return None, None
+    return (cv2.GaussianBlur(pd.raw.astype(np.float32), (0, 0), 0.7)[inner],
+            cv2.GaussianBlur(warped, (0, 0), 0.7)[inner])
 
 
-def best_match(a, b, good_enough: float = 0.985, cosine: float = 1.0) -> Match:
-    """The strongest evidence that ``a`` and ``b`` (signatures, or ``prepare``d signatures)
-    show the same photo.
+def _judge(pa: Prepared, pb: Prepared, lin_view: np.ndarray) -> Match:
+    """The pixel check and the reading of a transform (b's view -> a's view, 3x3)."""
+    fa, fb = pa.feats, pb.feats
+    m = _to_sig(fa) @ lin_view @ np.linalg.inv(_to_sig(fb))  # b's signature -> a's
+    ha, wa = pa.raw.shape
+    hb, wb = pb.raw.shape
+    det = abs(np.linalg.det(m[:2, :2]))
+    if not det > 0:
+        return NO_MATCH
+    mask_b = cv2.warpAffine(_box_mask((hb, wb), fb.box, 0), m[:2], (wa, ha), flags=cv2.INTER_NEAREST)
+    mask_a = _box_mask((ha, wa), fa.box, 0)
+    area_a = float(mask_a.sum())
+    area_b = float(_box_mask((hb, wb), fb.box, 0).sum()) * det  # b's content, in a's pixels
+    both = mask_a & mask_b
+    shared = float(both.sum())
+    if area_a <= 0 or area_b <= 0 or shared <= 0:
+        return NO_MATCH
+    cover_a, cover_b = shared / area_a, shared / area_b  # share of each content the other shows
+    if max(cover_a, cover_b) < MIN_OVERLAP:
+        return NO_MATCH
+    # Pixels are compared where the shared part has fewer of them (the other side shrinks onto
+    # it): enlarging the coarser side would compare its blur with the other's detail.
+    if det <= 1:
+        va, vb = _aligned(pa, pb, m, fa.box, fb.box)
+    else:
+        vb, va = _aligned(pb, pa, np.linalg.inv(m), fb.box, fa.box)
+    if va is None or va.std() < MIN_LEVELS or vb.std() < MIN_LEVELS:
+        return NO_MATCH  # too small, or the shared part is flat: it says nothing
+    score = _rank_ncc(va, vb)
+    t, rest = _dihedral_of(m[:2, :2])
+    if cover_a >= COVER and cover_b >= COVER:
+        how, outer = "frame", "a"
+    elif cover_b >= COVER:  # all of b lies in a
+        how, outer = "crop", "a"
+    elif cover_a >= COVER:
+        how, outer = "crop", "b"
+    else:
+        how, outer = "overlap", "a"
+    if how == "crop" and abs(rest) > TURN_DEGREES:
+        how = "turn"
+    ys, xs = np.nonzero(both)
+    rect = ()
+    if how in ("frame", "crop") and t == 0:
+        if outer == "a":
+            rect = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
+        else:  # a's content placed on b's signature
+            inv = np.linalg.inv(m)
+            x, y, w, h = fa.box
+            corners = (inv @ np.array([[x, x + w, x, x + w], [y, y, y + h, y + h], [1, 1, 1, 1]]))[:2]
+            x0, y0 = np.clip(corners.min(axis=1), 0, None)
+            x1, y1 = np.minimum(corners.max(axis=1), (wb, hb))
+            rect = (int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)))
+    scale = float(np.sqrt(min(area_a, area_b) / max(area_a, area_b)))
+    return Match(score, how, t, scale, outer, rect)
 
-    Same-frame checks under all 8 rotations/mirrors are cheap, so they go first; the sliding
-    crop search (the costly part) runs only as is and under the best-fitting transform.
-    """
-    # Histogram-equalised: tone curves that clip (strong brightening) or bend (contrast) keep the
-    # rank order of pixels, so equalised signatures still line up where raw ones drift apart.
-    # Containment keeps the raw signatures: a crop's histogram differs from the full frame's, so
-    # equalising them separately would bend one against the other.
+
+def best_match(a, b, cosine: float = 1.0) -> Match:
+    """The strongest evidence that ``a`` and ``b`` (stored (signature, features) or
+    ``prepare``d) show the same photo. ``cosine`` is kept for callers; the decision does not
+    depend on it."""
     pa = a if isinstance(a, Prepared) else prepare(a)
     pb = b if isinstance(b, Prepared) else prepare(b)
-    a_raw, b_raw = pa.raw, pb.raw
-    low_detail = min(pa.detail, pb.detail) < DETAIL_CHECK_BELOW
-
-    def fine(outer, inner, rect) -> bool:
-        return not low_detail or (len(rect) == 4 and fine_agreement(outer, inner, rect) >= FINE_MIN)
-
-    best = Match(-1.0, "frame", 0, 1.0)
-    frame_t = 0
-    frame_best = -2.0
-    for t in range(8):
-        if abs(np.log(pa.aspects[0] / pb.aspects[t])) < 0.08:
-            v = _frame_score(pa.small[0], pa.zs[0], pb.small[t], pb.zs[t])
-            if v > frame_best:
-                frame_best, frame_t = v, t
-            whole = (0, 0, a_raw.shape[1], a_raw.shape[0])
-            if v > best.score and fine(a_raw, pb.view(t), whole):
-                best = Match(v, "frame", t, 1.0, "a", whole)
-    if best.score >= good_enough or cosine < CROP_MIN_COSINE:
-        return best
-    # When the best whole frame is a quarter turn, both quarter turns are tried: a crop and a
-    # turned copy both differ from the full frame, so frame scores cannot tell left from right.
-    turns = {0, frame_t} | ({1, 3} if frame_t in (1, 3) else set())
-    tries = []
-    for t in sorted(turns):
-        bt = pb.view(t)
-        for outer, inner, side, halves, pi, ti in ((a_raw, bt, "a", (pa.half()[1], pb.half(t)[0]), pb, t),
-                                                   (bt, a_raw, "b", (pb.half(t)[1], pa.half()[0]), pa, 0)):
-            if pi.detail < MIN_DETAIL:
-                continue
-            co = coarse_scales(outer, inner, halves=halves, templates=pi.templates(ti, half=True))
-            tries.append((co[0][0], t, outer, inner, side, co, pi.templates(ti)))
-    tries.sort(key=lambda x: -x[0])
-    for _, t, outer, inner, side, co, kept in tries[:2]:  # full-size search where the coarse one lined up best
-        v, sc, rect = contains(outer, inner, coarse=co, templates=kept)
-        if v > best.score + 1e-6 and fine(outer, inner, rect):
-            # "frame" only when the inner side fills the outer one: a full-width strip matches at
-            # scale 1.0 but is a crop, and covers() must not let it stand for the whole photo.
-            filled = rect and rect[2] * rect[3] >= 0.95 * outer.shape[0] * outer.shape[1]
-            best = Match(v, "frame" if filled else "crop", t, sc, side, rect)
-    # Above the strictest verification threshold the turned readings can change no verdict.
-    if best.score >= min(good_enough, TURN_SKIP_SCORE) or cosine < TURN_MIN_COSINE:
-        return best
-    # A slightly straightened photo (a few degrees, then cropped): turn one side back and look
-    # for it inside the other. Upright only: a mirror plus a slight turn is rare in real edits
-    # and was the closest call between two different strips of one scene.
-    # Coarse sweeps for every angle and side first; only the two per side that line up best get
-    # the full-size search (most candidates here are overlapping views that line up nowhere).
-    # Two per side, not one: the coarse ranking of neighbouring angles is not reliable enough
-    # (one per side lost 2 of 15 slight turns of the dev corpus).
-    def sweep(degrees):
-        for deg in degrees:
-            for side, po, pt in (("a", pa, pb), ("b", pb, pa)):
-                if pt.detail < MIN_DETAIL:
-                    continue
-                outer, turned, inner = po.raw, pt.raw, pt.view(0, deg)
-                co = coarse_scales(outer, inner, 0.6, halves=(po.half()[1], pt.half(0, deg)[0]),
-                                   templates=pt.templates(0, deg, half=True))
-                tries.append((co[0][0], side, outer, inner, turned, deg, co, pt.templates(0, deg)))
-
-    tries = []
-    # The middle angles first: at half size a degree off costs a turned copy little, so pairs
-    # that line up poorly there (most overlapping views) are not turned further.
-    sweep(SMALL_TURNS_FIRST)
-    if max((t[0] for t in tries), default=-1.0) < TURN_COARSE_GATE:
-        return best
-    sweep([d for d in SMALL_TURNS if d not in SMALL_TURNS_FIRST])
-    tries.sort(key=lambda t: -t[0])
-    # covers() needs both readings, each at its best angle
-    picked = [t for t in tries if t[1] == "a"][:2] + [t for t in tries if t[1] == "b"][:2]
-    turns = []
-    for _, side, outer, inner, turned, deg, co, kept in picked:
-        v, sc, rect = contains(outer, inner, min_scale=0.6, coarse=co, templates=kept)
-        if not fine(outer, inner, rect):
-            v = -1.0
-        # scale of the whole turned frame, not of the corner-free window that was matched:
-        # above 1 the turned side shows more than the outer one (see covers())
-        turns.append(Match(v, "turn", 0, sc / turn_window(turned.shape, deg), side))
-    top = max(turns, key=lambda m: m.score)
-    # The crop of a turned copy lines up both ways (the original's corner-free window also sits
-    # inside the turned copy); keep the reading that says which side holds the other when it
-    # scores about as well, so the group can tell the whole photo from its turned crop.
-    holding = [m for m in turns if m.scale <= TURN_COVER_SCALE and m.score >= top.score - 0.02]
-    top = max(holding, key=lambda m: m.score) if holding else top
-    return top if top.score > best.score + 1e-6 else best
+    if pa.feats is None or pb.feats is None:
+        return NO_MATCH
+    fa, fb = pa.feats, pb.feats
+    best = NO_MATCH
+    for mirrored in (False, True):
+        pts_b, desc_b = pb.mirrored() if mirrored else (fb.points, fb.descriptors)
+        n, t, inl = _ransac(fa.points, fa.descriptors, pts_b, desc_b)
+        if t is None or n < MIN_INLIERS:
+            continue
+        src, dst = inl
+        if _spread(t, (pts_b, fb.view), (fa.points, fa.view), src, dst) < MIN_SPREAD:
+            continue
+        lin = _affine(t) @ (_mirror_view(fb) if mirrored else np.eye(3))
+        m = _judge(pa, pb, lin)
+        if m.score > best.score:
+            best = m
+    return best
 
 
 def inverse(t: int) -> int:
@@ -407,14 +316,9 @@ def inverse(t: int) -> int:
 
 
 def judged(pa: Prepared, pb: Prepared, cosine: float = 1.0) -> Match:
-    """best_match with the two sides in an order fixed by their pixels, told as seen from ``pa``.
-
-    The checks are not symmetric (resampling one side and not the other; the crop search runs
-    under turns of the second side): swapping the sides moved 65 of 3,000 timing-corpus pairs
-    by more than 0.001, and 4 verdicts at the thresholds 0.89, 0.93 or 0.97 changed. Pairs are
-    named by ids made from paths, so without this the same two files scanned from another folder
-    could be judged differently.
-    """
+    """best_match with the two sides in an order fixed by their pixels, told as seen from ``pa``:
+    matching and RANSAC are not exactly symmetric, and the same two files scanned from another
+    folder (other ids) must get the same verdict."""
     if pb.key >= pa.key:
         return best_match(pa, pb, cosine=cosine)
     m = best_match(pb, pa, cosine=cosine)
@@ -429,11 +333,7 @@ def covers(m: Match, side: str) -> bool:
     """
     if m.how == "frame":
         return True
-    if m.how == "turn":
-        # both sides of a turn match each other's corner-free window; the outer one covers the
-        # turned one only if the whole turned frame fits inside it
-        return m.outer == side and m.scale <= TURN_COVER_SCALE
-    return m.how == "crop" and m.outer == side
+    return m.how in ("crop", "turn") and m.outer == side
 
 
 # --------------------------------------------------------------------------- overlapping crops
