@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.core.library import Library, LibraryError, collection_name
+from app.core.library import SCHEMA_VERSION, Library, LibraryError, collection_name
 from tests import imagegen as ig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +81,7 @@ def test_older_schema_is_rebuilt_with_a_notice(tmp_path, embedder):
 
     lib = str(tmp_path / "lib.db")
     c = MilvusClient(lib)
-    old = collection_name(embedder.name).replace("photos_v1_", "photos_v0_")
+    old = collection_name(embedder.name).replace(f"photos_v{SCHEMA_VERSION}_", f"photos_v{SCHEMA_VERSION - 1}_")
     c.create_collection(old, dimension=8)
     c.close()
     from milvus_lite.server_manager import server_manager_instance

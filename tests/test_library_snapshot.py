@@ -213,8 +213,9 @@ def test_a_remembered_signature_is_only_for_the_file_as_it_was(tmp_path):
 
     cache = PairCache(str(tmp_path / "pairs.sqlite"), {})
     sig = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    cache.add_signatures({7: sig}, {7: stamp(100, 1)})
+    cache.add_signatures({7: (sig, b"features")}, {7: stamp(100, 1)})
     assert cache.signatures_held({7: stamp(100, 1)}) == {7}
     assert cache.signatures_held({7: stamp(100, 2)}) == set()  # touched since
-    assert np.array_equal(cache.signatures([7])[7], sig)
+    held, features = cache.signatures([7])[7]
+    assert np.array_equal(held, sig) and features == b"features"
     cache.close()

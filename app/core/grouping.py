@@ -362,6 +362,44 @@ def complete_linkage(nodes: list[int], pairs: list[Pair], bridge=None, edges_out
     return [c for c in cluster.values() if len(c) > 1]
 
 
+def anchor_of(cluster: list[int], matches: dict, by_id: dict[int, Row]) -> int:
+    """The member that shows the most: it covers (verify.covers, by a direct verified pair) the
+    most other members; then the larger photo; then the first by path."""
+    def shown(x: int) -> int:
+        n = 0
+        for y in cluster:
+            m = matches.get((x, y))
+            if m is not None and verify.covers(m, "a"):
+                n += 1
+            elif m is None and (y, x) in matches and verify.covers(matches[(y, x)], "b"):
+                n += 1
+        return n
+    return min(cluster, key=lambda x: (-shown(x), -(by_id[x].width * by_id[x].height), by_id[x].path, x))
+
+
+def anchored(clusters: list[list[int]], pairs: list[Pair], by_id: dict[int, Row], bridge=None,
+             edges_out: Optional[dict] = None) -> list[list[int]]:
+    """Group integrity: every member of a group is verified directly against the member that
+    shows the most (``anchor_of``), not only vouched for through others. A member that is not
+    is split off; the members split off are linked again among themselves, under the same rule.
+    Whatever a chain of edits, overlaps and bridges joined, the group's trash suggestions are
+    all copies of one photo that was compared with each of them."""
+    matches = {(p.a, p.b): p.match for p in pairs}
+    out = []
+    todo = list(clusters)
+    while todo:
+        cluster = todo.pop()
+        anchor = anchor_of(cluster, matches, by_id)
+        kept = [x for x in cluster if x == anchor or (x, anchor) in matches or (anchor, x) in matches]
+        rest = [x for x in cluster if x not in kept]
+        if len(kept) > 1:
+            out.append(kept)
+        if len(rest) > 1:
+            inner = [p for p in pairs if p.a in rest and p.b in rest]
+            todo.extend(complete_linkage(sorted(rest, key=lambda i: (by_id[i].path, i)), inner, bridge, edges_out))
+    return out
+
+
 def make_bridge(pairs: list[Pair], by_id: dict[int, Row], threshold: float, overlaps: Optional[dict] = None):
     """``overlaps``: overlap scores by (x, y, via), kept between calls by the caller; they do not
     depend on the threshold, so another similarity setting reuses them (about 40 % of the time of
@@ -405,7 +443,7 @@ def make_bridge(pairs: list[Pair], by_id: dict[int, Row], threshold: float, over
 
 
 # Bump when linkage, bridging or group kinds change: remembered groupings are then recomputed.
-GROUPING_VERSION = 2
+GROUPING_VERSION = 3
 
 
 def grouping_key(rows: list[Row], pairs: list[Pair], similarity: float) -> str:
@@ -453,7 +491,9 @@ def groups_from_pairs(rows: list[Row], pairs: list[Pair], similarity: float = 0.
     threshold = verify_threshold(similarity)
     pairs = [p for p in pairs if p.match.score >= threshold and p.a in members_of and p.b in members_of]
     edge_scores: dict[tuple[int, int], float] = {}
-    clusters = complete_linkage([r.id for r in reps], pairs, make_bridge(pairs, by_id, threshold, overlaps), edge_scores)
+    bridge = make_bridge(pairs, by_id, threshold, overlaps)
+    clusters = anchored(complete_linkage([r.id for r in reps], pairs, bridge, edge_scores), pairs, by_id, bridge,
+                        edge_scores)
     in_cluster = {x for c in clusters for x in c}
     scores = {(p.a, p.b): p.match for p in pairs}
     groups = []

@@ -135,6 +135,7 @@ def _ransac(pa: np.ndarray, da: np.ndarray, pb: np.ndarray, db: np.ndarray):
         return len(good), None, None
     src = pb[[m.trainIdx for m in good]]
     dst = pa[[m.queryIdx for m in good]]
+    cv2.setRNGSeed(0)  # RANSAC samples at random: a pair's verdict must not depend on the run
     t, mask = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX,
                                           maxIters=2000, confidence=0.995)
     if t is None:
