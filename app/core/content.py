@@ -40,8 +40,13 @@ N_FEATURES = 256
 # N_FEATURES anyway, so a low threshold only helps photos that would otherwise have none.
 CONTRAST_THRESHOLD = 0.01
 
+# The content squeezed to SQUARE x SQUARE px, equalised: a photo's quarter turn squeezes to the
+# same square turned, whatever its aspect, so turned copies can be proposed by comparing squares
+# under the four turns (grouping.turned_candidates), which the network's vectors cannot do.
+SQUARE = 16
+
 _HEADER = struct.Struct("<4sHHH6f")  # magic, view w, view h, count, box (x, y, w, h), view->sig (k, unused)
-MAGIC = b"SFT1"
+MAGIC = b"SFT2"
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class Features:
     view: tuple  # (w, h) of the view the points are in
     box: tuple  # (x, y, w, h) of the content on the signature, in signature pixels
     to_sig: float  # signature pixels per view pixel
+    square: np.ndarray  # (SQUARE, SQUARE) uint8: the equalised content, squeezed
 
 
 def content_box(gray: np.ndarray) -> tuple[int, int, int, int]:
@@ -114,13 +120,14 @@ def features(gray: np.ndarray, sig_shape: tuple) -> Features:
     desc = np.zeros((0, 128), np.float32) if desc is None else desc
     sig_scale = sig_shape[1] / w  # the signature shows the whole photo
     box = (x * sig_scale, y * sig_scale, cw * sig_scale, ch * sig_scale)
-    return Features(pts, desc, (vw, vh), box, cw / vw * sig_scale)
+    square = cv2.resize(view, (SQUARE, SQUARE), interpolation=cv2.INTER_AREA)
+    return Features(pts, desc, (vw, vh), box, cw / vw * sig_scale, square)
 
 
 def pack(f: Features) -> bytes:
     head = _HEADER.pack(MAGIC, f.view[0], f.view[1], len(f.points), *f.box, f.to_sig, 0.0)
     pts = np.round(f.points * 64).astype(np.uint16)  # 1/64 px: far finer than RANSAC's tolerance
-    return head + pts.tobytes() + np.clip(f.descriptors, 0, 255).astype(np.uint8).tobytes()
+    return head + f.square.tobytes() + pts.tobytes() + np.clip(f.descriptors, 0, 255).astype(np.uint8).tobytes()
 
 
 def unpack(data: bytes) -> Features:
@@ -128,6 +135,15 @@ def unpack(data: bytes) -> Features:
     if magic != MAGIC:
         raise ValueError("not a Doppel feature record")
     o = _HEADER.size
+    square = np.frombuffer(data, np.uint8, SQUARE * SQUARE, o).reshape(SQUARE, SQUARE)
+    o += SQUARE * SQUARE
     pts = np.frombuffer(data, np.uint16, 2 * n, o).reshape(n, 2).astype(np.float32) / 64
     desc = np.frombuffer(data, np.uint8, 128 * n, o + 4 * n).reshape(n, 128).astype(np.float32)
-    return Features(pts, desc, (vw, vh), (bx, by, bw, bh), to_sig)
+    return Features(pts, desc, (vw, vh), (bx, by, bw, bh), to_sig, square)
+
+
+def square_of(data: bytes) -> np.ndarray:
+    """Just the content's square from packed features (no descriptors unpacked)."""
+    if data[:4] != MAGIC:
+        raise ValueError("not a Doppel feature record")
+    return np.frombuffer(data, np.uint8, SQUARE * SQUARE, _HEADER.size).reshape(SQUARE, SQUARE)

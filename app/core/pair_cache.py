@@ -57,12 +57,13 @@ class PairCache:
             "CREATE TABLE IF NOT EXISTS searched (scope TEXT, id INTEGER, stamp INTEGER, PRIMARY KEY (scope, id));"
             "CREATE TABLE IF NOT EXISTS groupings (key TEXT PRIMARY KEY, groups TEXT);"
             "CREATE TABLE IF NOT EXISTS signatures (id INTEGER PRIMARY KEY, stamp INTEGER, h INTEGER, w INTEGER,"
-            " pixels BLOB, features BLOB);")
+            " pixels BLOB, features BLOB);"
+            "CREATE TABLE IF NOT EXISTS squares (id INTEGER PRIMARY KEY, stamp INTEGER, pixels BLOB);")
         wanted = json.dumps({"format": FORMAT, **settings}, sort_keys=True)
         row = self.db.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
         if row is None or row[0] != wanted:
             self.db.executescript("DELETE FROM pairs; DELETE FROM searched; DELETE FROM groupings; "
-                                  "DELETE FROM signatures;")
+                                  "DELETE FROM signatures; DELETE FROM squares;")
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('settings', ?)", (wanted,))
             self.db.commit()
 
@@ -143,6 +144,22 @@ class PairCache:
                     f"SELECT id, h, w, pixels, features FROM signatures WHERE id IN ({','.join('?' * len(chunk))})", chunk):
                 out[i] = (np.frombuffer(pixels, np.uint8).reshape(h, w), feats)
         return out
+
+    def squares(self, stamps: dict[int, int]) -> dict:
+        """id -> content square (content.SQUARE² uint8), for the ids in ``stamps`` whose square is
+        stored for the file as it is now. Every photo read keeps one (256 bytes): a rescan
+        compares a new photo's turns with all of them (grouping.turned_candidates)."""
+        out = {}
+        for i, s, pixels in self.db.execute("SELECT id, stamp, pixels FROM squares"):
+            if stamps.get(i) == s:
+                side = int(round(len(pixels) ** 0.5))
+                out[i] = np.frombuffer(pixels, np.uint8).reshape(side, side)
+        return out
+
+    def add_squares(self, squares: dict, stamps: dict[int, int]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO squares VALUES (?, ?, ?)",
+                            [(i, stamps[i], sq.tobytes()) for i, sq in squares.items()])
+        self.db.commit()
 
     def add_signatures(self, signatures: dict, stamps: dict[int, int]) -> None:
         """``signatures``: id -> (signature, packed features or None)."""
