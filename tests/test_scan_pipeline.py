@@ -187,3 +187,23 @@ def test_partial_groups_during_scan_agree_with_the_final_groups(photo_folder, li
         assert [(m.row.path, m.keep) for m in shown.members] == [(m.row.path, m.keep) for m in g.members]
     assert all(g.pair_scores == {} and all(m.row.signature is None and m.row.vector is None for m in g.members)
                for groups in seen for g in groups)
+
+
+def test_a_photo_whose_features_were_lost_is_read_again_to_verify_a_new_copy(tmp_path, library, embedder):
+    """Local features live in the pair cache beside the library, not in Milvus: if that file is
+    gone, the original a new copy is compared with is decoded again, not left unverifiable."""
+    from app.core import pair_cache
+    from app.core.library import collection_name
+
+    root = tmp_path / "p"
+    a = ig.photo(91, (900, 600))
+    ig.save(a, root / "a.jpg")
+    ig.save(ig.photo(92, (900, 600)), root / "b.jpg")
+    assert scan([str(root)], library, embedder, workers=0).groups == []
+    cache_file = pair_cache.location_for(library.location, collection_name(embedder.name))
+    assert os.path.exists(cache_file)
+    os.remove(cache_file)
+    ig.save(ig.crop_fraction(a, 0.7), root / "a crop.jpg")
+    result = scan([str(root)], library, embedder, workers=0)
+    assert result.stats.embedded == 1  # only the new file was read into the library
+    assert [sorted(os.path.basename(m.row.path) for m in g.members) for g in result.groups] == [["a crop.jpg", "a.jpg"]]

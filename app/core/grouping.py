@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -28,10 +28,19 @@ TOP_K = 16
 # and the overall brightness did not move; anything else verified is "edited".
 NEAR_SCORE = 0.95
 NEAR_MEAN_SHIFT = 6.0
-# Loosest cosine that still proposes a pair; the verification threshold is what the similarity
-# setting moves. Measured on the dev corpus (EfficientNet-Lite0 GeM): true copies reach down to
-# 0.52 (grayscale, 90° turns), so candidates start at 0.45.
+# Candidates are ranks: each photo's TOP_K nearest. A floor on their cosine only spares the
+# verification of neighbours too far to be copies, and a cosine means something different for
+# each model, so the floor is per model, and none (ranks alone) for a model it was not measured
+# on. EfficientNet-Lite0 (the fallback): true copies of the dev corpus reach down to 0.52
+# (grayscale, 90° turns), so 0.45. ResNet-50's ImageNet weights cannot be had where this was
+# written: ranks alone.
 CANDIDATE_COSINE = 0.45
+CANDIDATE_FLOORS = {"efficientnet-lite0-imagenet": CANDIDATE_COSINE}
+
+
+def candidate_floor(model: str) -> float:
+    """The loosest cosine that proposes a pair for vectors of ``model`` (-1: any rank-k neighbour)."""
+    return CANDIDATE_FLOORS.get(model, -1.0)
 
 
 def verify_threshold(similarity: float) -> float:
@@ -282,7 +291,7 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
                     fut.cancel()
                 raise
         return out
-    prepared: dict[int, verify.Prepared] = {}
+    prepared: OrderedDict = OrderedDict()
     for s in range(0, len(keys), CHUNK_MAX):
         out.update(take_outcomes(verify.verify_chunk(((a, b, cands[(a, b)]) for a, b in keys[s:s + CHUNK_MAX]), None,
                                                      signature, prepared, progress), record))

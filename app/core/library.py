@@ -51,7 +51,7 @@ def _skip_client_string_checks() -> None:
         pass
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 1
 MAX_PATH = 4096
 # Milvus Lite serves a library file over gRPC from a thread of this process. pymilvus pings its
 # channel every 10 s even with no call in flight, while that server keeps gRPC's default of one
@@ -59,17 +59,10 @@ MAX_PATH = 4096
 # pairs) it answers GOAWAY "too_many_pings", which gRPC prints on stderr as an error at the end of
 # every long scan. The client reconnects and nothing is lost, but a local file needs no pings.
 LOCAL_GRPC = {"grpc.keepalive_permit_without_calls": False}
-# base64 of a 96 px grayscale signature (9 kB) and of the content's features (content.py, at most
-# 34 kB) fit under Milvus's VARCHAR limit
-MAX_SIGNATURE = 65535
+MAX_SIGNATURE = 16384  # base64 of a 96 px grayscale signature fits easily
 
 
 QUERY_LIMIT = 16384  # Milvus's cap on offset + limit of one query
-
-
-def _with_features(stored: tuple, vec):
-    """Row's trailing fields (signature, vector, features) from decode_signature's pair."""
-    return stored[0], vec, stored[1]
 
 
 class LibraryError(RuntimeError):
@@ -94,7 +87,9 @@ class Row:
     problem: str
     signature: Optional[np.ndarray]  # (h, w) uint8
     vector: Optional[np.ndarray] = None
-    features: Optional[bytes] = None  # content.pack()ed local features, stored with the signature
+    # content.pack()ed local features: kept in the pair cache beside the library, not in Milvus
+    # (34 kB a photo that Milvus Lite would hold in memory, and only verification reads them)
+    features: Optional[bytes] = None
 
     def evidence(self):
         """What verification reads: (signature, features), or None before they are attached."""
@@ -126,24 +121,19 @@ def decode_path(stored: str) -> str:
     return stored
 
 
-def encode_signature(sig: Optional[np.ndarray], features: Optional[bytes] = None) -> str:
-    """"WxH:pixels[;features]", both base64."""
+def encode_signature(sig: Optional[np.ndarray]) -> str:
     if sig is None:
         return ""
     h, w = sig.shape
-    text = f"{w}x{h}:" + base64.b64encode(sig.tobytes()).decode("ascii")
-    return text + (";" + base64.b64encode(features).decode("ascii") if features else "")
+    return f"{w}x{h}:" + base64.b64encode(sig.tobytes()).decode("ascii")
 
 
-def decode_signature(text: str) -> tuple[Optional[np.ndarray], Optional[bytes]]:
-    """(signature, features) from encode_signature's text."""
+def decode_signature(text: str) -> Optional[np.ndarray]:
     if not text:
-        return None, None
+        return None
     dims, _, data = text.partition(":")
-    pixels, _, feats = data.partition(";")
     w, h = (int(v) for v in dims.split("x"))
-    sig = np.frombuffer(base64.b64decode(pixels), dtype=np.uint8).reshape(h, w)
-    return sig, (base64.b64decode(feats) if feats else None)
+    return np.frombuffer(base64.b64decode(data), dtype=np.uint8).reshape(h, w)
 
 
 def collection_name(model: str) -> str:
@@ -429,7 +419,7 @@ class Library:
     def _row(self, r: dict, with_vector: bool = False) -> Row:
         vec = np.asarray(r["vector"], dtype=np.float32) if with_vector and "vector" in r else None
         return Row(r["id"], decode_path(r["path"]), r["size"], r["mtime_ns"], r["sha256"], r["width"], r["height"],
-                   r["format"], r["model"], r["problem"], *_with_features(decode_signature(r.get("signature", "")), vec))
+                   r["format"], r["model"], r["problem"], decode_signature(r.get("signature", "")), vec)
 
     def rows(self, paths_under: Optional[Iterable[str]] = None, with_signature: bool = False) -> list[Row]:
         if self._known is not None and not with_signature:
@@ -476,7 +466,7 @@ class Library:
             data.append({"id": m.id, "path": encode_path(m.path), "size": m.size, "mtime_ns": m.mtime_ns,
                          "sha256": m.sha256, "width": m.width, "height": m.height, "format": m.format,
                          "model": m.model, "problem": m.problem,
-                         "signature": encode_signature(r.signature, r.features), "vector": vec.astype(np.float32).tolist()})
+                         "signature": encode_signature(r.signature), "vector": vec.astype(np.float32).tolist()})
         try:
             self.client.upsert(self.collection, data)
         except Exception as exc:

@@ -182,8 +182,9 @@ class PartialGroups:
     FEWEST_NEIGHBOURS = 4
 
     def __init__(self, callback: Callable, every: float, similarity: float, rank,
-                 cache: Optional[PairCache] = None, workers: int = 0):
+                 cache: Optional[PairCache] = None, workers: int = 0, floor: float = grouping.CANDIDATE_COSINE):
         self.callback, self.every = callback, every
+        self.floor = floor  # grouping.candidate_floor of the model
         self.similarity, self.rank = similarity, rank
         self.cache = cache
         self.workers = workers
@@ -229,7 +230,8 @@ class PartialGroups:
         self.vectors[first:len(self.ids)] = new
         # Only the new photos are queried, so every candidate pair holds one that no earlier batch
         # saw: none of them has been verified before.
-        cands = grouping.candidate_pairs(self.ids, self.vectors[:len(self.ids)], self.ids[first:], k=self.neighbours())
+        cands = grouping.candidate_pairs(self.ids, self.vectors[:len(self.ids)], self.ids[first:], k=self.neighbours(),
+                                           min_cosine=self.floor)
         if self.workers > 0:
             self._send(cands)
         else:
@@ -362,7 +364,7 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
         if len(queries) <= MILVUS_QUERIES_MAX and len(queries) * 4 < len(rep_ids):
             # k * 2: the library may hold photos outside these folders, which take places
             hits = library.neighbours(vectors_of(queries), grouping.TOP_K * 2)
-            grouping.candidates_from_hits(cands, queries, hits, wanted)
+            grouping.candidates_from_hits(cands, queries, hits, wanted, grouping.candidate_floor(library.model))
         else:
             from app.core import search  # torch: decoding workers import this module
 
@@ -379,7 +381,7 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
             # in the heap: 212 MB handed back at 100,000 synthetic photos
             del matrix
             release_freed_memory()
-            cands = grouping.fold_hits(*hits)
+            cands = grouping.fold_hits(*hits, grouping.candidate_floor(library.model))
             del hits
             release_freed_memory()  # the fold's arrays, before verification starts its workers
     if queries and len(rep_ids) > 1:
@@ -433,9 +435,24 @@ def attach_signatures(library: Library, by_id: dict[int, Row], ids, cache: Optio
     for i, (sig, feats) in (cache.signatures([i for i in held if by_id[i].signature is None]) if held else {}).items():
         by_id[i].signature, by_id[i].features = sig, feats
     for r in library.get([i for i in ids if by_id[i].signature is None], with_signature=True):
-        by_id[r.id].signature, by_id[r.id].features = r.signature, r.features
-    if cache is not None and remember:
-        cache.add_signatures({i: by_id[i].evidence() for i in ids - held if by_id[i].signature is not None}, stamps)
+        by_id[r.id].signature = r.signature
+    # Features live only in the pair cache; a photo whose features it lost (a deleted cache, a
+    # library scanned by an older Doppel) is read again for them rather than never verified.
+    lost = [i for i in ids if by_id[i].features is None and by_id[i].signature is not None]
+    for i in lost:
+        r = by_id[i]
+        try:
+            st = os.stat(r.path)
+        except OSError:
+            continue  # gone: the next scan drops it
+        if (st.st_size, st.st_mtime_ns) != (r.size, r.mtime_ns):
+            continue  # changed since it was scanned: the next scan reads it again
+        d = decode_file(FileEntry(r.path, r.size, r.mtime_ns))
+        if not d.problem:
+            r.signature, r.features = d.thumb, d.features
+    if cache is not None and (remember or lost):
+        cache.add_signatures({i: by_id[i].evidence() for i in (ids - held) | set(lost)
+                              if by_id[i].signature is not None}, stamps)
 
 
 def group_rows(good: list[Row], pairs: list[grouping.Pair], similarity: float, library: Library,
@@ -481,7 +498,8 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
     partial = None
     if on_partial:
         partial = PartialGroups(on_partial, partial_every, similarity, rank, cache,
-                                default_workers() if workers is None else workers)
+                                default_workers() if workers is None else workers,
+                                grouping.candidate_floor(embedder.name))
     try:
         written: dict[int, Row] = {}  # every row stored in this scan (vectors and signatures in memory)
         stored_rows: Optional[list[Row]] = None
@@ -537,6 +555,9 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
                     out.append(Row(path_id(d.entry.path), d.entry.path, d.entry.size, d.entry.mtime_ns, d.sha256,
                                    d.width, d.height, d.format, embedder.name, d.problem, d.thumb, vec, d.features))
                 library.upsert(out)  # as computed: only the copy held for the search is rounded
+                if cache is not None:  # the catalog of what verification reads (features: not in Milvus)
+                    cache.add_signatures({r.id: r.evidence() for r in out if r.signature is not None},
+                                         {r.id: pair_cache.stamp(r.size, r.mtime_ns) for r in out})
                 if held_dtype is not np.float32:
                     for r in out:
                         if r.vector is not None:

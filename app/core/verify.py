@@ -20,6 +20,7 @@ white wall, all frame) can verify nothing: it joins only byte-identical copies.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -439,17 +440,27 @@ def overlap_score(sig_x: np.ndarray, rect_x: tuple, sig_y: np.ndarray, rect_y: t
 
 
 # --------------------------------------------------------------------------- batches
-def verify_chunk(items, sigs: dict | None = None, signature=None, prepared: dict | None = None,
+# Prepared photos a verifying process keeps, the most recently used: each holds its descriptors as
+# float32, as is and mirrored (about 260 kB). Pairs come in locality order (grouping.py), so a
+# photo's pairs are close together and a few hundred cover them.
+PREPARED_KEPT = 256
+
+
+def verify_chunk(items, sigs: dict | None = None, signature=None, prepared: OrderedDict | None = None,
                  progress=None) -> list[tuple[int, int, float, Match]]:
     """judged for each (a, b, cosine) in ``items``, signatures from ``sigs`` (id -> array)
     or ``signature(id)``. A top-level function so worker processes can run it on a chunk."""
     get = sigs.__getitem__ if sigs is not None else signature
-    prepared = {} if prepared is None else prepared
+    prepared = OrderedDict() if prepared is None else prepared
     out = []
     for n, (a, b, cos) in enumerate(items, 1):
         for i in (a, b):
-            if i not in prepared:
+            if i in prepared:
+                prepared.move_to_end(i)
+            else:
                 prepared[i] = prepare(get(i))
+                if len(prepared) > PREPARED_KEPT:
+                    prepared.popitem(last=False)
         out.append((a, b, cos, judged(prepared[a], prepared[b], cosine=cos)))
         if progress is not None and n % 50 == 0:
             progress.advance(50)
