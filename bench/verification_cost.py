@@ -4,7 +4,7 @@
                                                 [--photos 100000] [--workers 2]
 
 Takes the candidate pairs a scan verified (its pair cache, read-only) and every photo's
-signature (its library), puts the pairs in the order a scan verifies them (grouping.verifiable)
+signature and local features (its pair cache), puts the pairs in the order a scan verifies them (grouping.verifiable)
 and verifies them again in this process, chunk by chunk as a worker does (``--chunks N``: N
 chunks spread over the list; 0: all). Prints the time per pair, the feature-matching and RANSAC calls
 per pair and their share of that time, whether every outcome is the one the scan stored, and what
@@ -23,6 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+
+import numpy as np  # noqa: E402
 
 from app.core import grouping, pair_cache, verify  # noqa: E402
 from app.core.library import Library, collection_name  # noqa: E402
@@ -43,10 +45,12 @@ def main():
     stored_version = dict(db.execute("SELECT key, value FROM meta")).get("settings", "")
     stored = {(a, b): (cos, score, how, t) for a, b, cos, score, how, t in
               db.execute("SELECT a, b, cosine, score, how, transform FROM pairs")}
+    # what verification reads: the signature and the local features, kept in the pair cache
+    sigs = {i: (np.frombuffer(pixels, np.uint8).reshape(h, w), feats)
+            for i, h, w, pixels, feats in db.execute("SELECT id, h, w, pixels, features FROM signatures")}
     db.close()
     with Library(args.library, args.model, DIMS[args.model], user="bench/verification_cost.py") as lib:
-        rows = lib.rows(with_signature=True)
-    sigs = {r.id: r.evidence() for r in rows if r.signature is not None}
+        rows = lib.rows()
     cands = {k: v[0] for k, v in stored.items()}
     keys = grouping.verifiable(cands, sigs.get)
     print(f"{args.library}: {len(rows)} photos, {len(stored)} pairs in the pair cache ({stored_version}), "

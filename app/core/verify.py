@@ -132,14 +132,16 @@ def prepare(sig) -> Prepared:
 _matcher = None
 
 
-def _ransac(pa: np.ndarray, da: np.ndarray, pb: np.ndarray, db: np.ndarray):
-    """(inliers, 2x3 transform taking b's view points onto a's, inlier mask) or (n, None, None)."""
+def _ransac(pa: np.ndarray, da: np.ndarray, pb: np.ndarray, db: np.ndarray, least: int = MIN_INLIERS):
+    """(inliers, 2x3 transform taking b's view points onto a's, inlier points on b and on a), or
+    (matches, None, None) when fewer than ``least`` matches pass the ratio test (then fewer
+    inliers could, and RANSAC is not run)."""
     global _matcher
     if _matcher is None:
         _matcher = cv2.BFMatcher(cv2.NORM_L2)
     pairs = _matcher.knnMatch(da, db, k=2)
     good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
-    if len(good) < 3:
+    if len(good) < max(least, 3):
         return len(good), None, None
     src = pb[[m.trainIdx for m in good]]
     dst = pa[[m.queryIdx for m in good]]
@@ -247,19 +249,6 @@ def _aligned(pd: Prepared, ps: Prepared, m: np.ndarray, box_d: tuple, box_s: tup
     return _content_blur(pd.raw, box_d, PIXEL_BLUR)[inner], warped[inner]
 
 
-def _dihedral_of(lin: np.ndarray) -> tuple[int, float]:
-    """The rotation/mirror t (dihedral(b, t) lines b up with a) nearest to the 2x2 linear part
-    ``lin`` (b's signature -> a's), and the turn left over, in degrees."""
-    mirrored = np.linalg.det(lin) < 0
-    m = lin @ np.diag([-1.0, 1.0]) if mirrored else lin  # undo the mirror, applied first
-    angle = np.degrees(np.arctan2(m[1, 0], m[0, 0]))  # image coordinates: y down
-    k = int(np.round(angle / 90.0)) % 4
-    rest = float((angle - 90.0 * np.round(angle / 90.0) + 180) % 360 - 180)
-    # np.rot90 turns counter-clockwise as seen on screen, which is -90 degrees with y down; with
-    # the mirror applied after the turn (dihedral), the turn it undoes runs the other way
-    return (4 + k % 4 if mirrored else (-k) % 4), rest
-
-
 def _judge(pa: Prepared, pb: Prepared, lin_view: np.ndarray) -> Match:
     """The pixel check and the reading of a transform (b's view -> a's view, 3x3)."""
     fa, fb = pa.feats, pb.feats
@@ -330,7 +319,7 @@ def best_match(a, b, cosine: float = 1.0, trace: list | None = None) -> Match:
     best = NO_MATCH
     for mirrored in (False, True):
         pts_b, desc_b = pb.mirrored() if mirrored else (fb.points, fb.descriptors)
-        n, t, inl = _ransac(fa.points, fa.descriptors, pts_b, desc_b)
+        n, t, inl = _ransac(fa.points, fa.descriptors, pts_b, desc_b, MIN_INLIERS if trace is None else 3)
         reading = {"mirrored": mirrored, "inliers": n, "spread": None, "score": None, "unchecked_score": None}
         if trace is not None:
             trace.append(reading)

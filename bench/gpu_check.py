@@ -1,0 +1,109 @@
+"""The GPU path against the CPU: do CUDA's reduced-precision vectors rank like CPU fp32, and how
+fast is the network there? Self-contained, for a machine lent for a few minutes.
+
+    python bench/gpu_check.py --inputs FILE.npz [--weights resnet50.pth] [--batch 64]
+
+``--inputs``: an .npz with ``x``, photos as the decoder gives them to the model ((n, 224, 224, 3)
+uint8; ``bench/gpu_check.py --make-inputs CORPUS_DIR --inputs FILE.npz`` writes one from a
+corpus). For each model (EfficientNet-Lite0, the fallback, and ResNet-50 from ``--weights`` or,
+without it, random weights with seed 0: the values do not matter for speed, and CPU and GPU
+share them) it embeds the photos on the CPU in fp32 and on CUDA in the precision Doppel picks
+there, and prints the cosine of each photo's two vectors (worst, 1st percentile, median), how
+many of each photo's 10 nearest fp32 neighbours the CUDA vectors keep, and the network's
+throughput on CUDA (images/s over timed batches after warm-up, inputs already on the device
+and from host memory).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def make_inputs(corpus: str, out: str) -> None:
+    from app.core.decode import decode_file
+    from app.core.walk import FileEntry
+
+    xs = []
+    for path in sorted(p for p in Path(corpus).rglob("*") if p.is_file()):
+        st = path.stat()
+        d = decode_file(FileEntry(str(path), st.st_size, st.st_mtime_ns))
+        if d.model_input is not None:
+            xs.append(d.model_input)
+    np.savez_compressed(out, x=np.stack(xs))
+    print(f"{len(xs)} model inputs from {corpus} -> {out}")
+
+
+def knn_kept(ref: np.ndarray, other: np.ndarray, k: int = 10) -> float:
+    def top(v):
+        s = v @ v.T
+        np.fill_diagonal(s, -np.inf)
+        return np.argsort(-s, axis=1)[:, :k]
+    a, b = top(ref), top(other)
+    return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(a, b)]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--inputs", required=True)
+    ap.add_argument("--make-inputs", metavar="CORPUS")
+    ap.add_argument("--weights")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--timed-batches", type=int, default=20)
+    args = ap.parse_args()
+    if args.make_inputs:
+        return make_inputs(args.make_inputs, args.inputs)
+
+    import torch
+
+    from app.core import model
+    from app.core.networks import choose_precision
+
+    x = np.load(args.inputs)["x"]
+    print(f"{len(x)} photos; torch {torch.__version__}; CUDA: "
+          f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}; "
+          f"precision Doppel picks on CUDA: {choose_precision(torch.device('cuda')) if torch.cuda.is_available() else '-'}")
+    weights = args.weights
+    if not weights:
+        import torchvision
+        torch.manual_seed(0)
+        weights = "/tmp/resnet50-random.pth"
+        torch.save(torchvision.models.resnet50(weights=None).state_dict(), weights)
+    builds = {"efficientnet-lite0 (fallback)": lambda dev: model.load_fallback("gpu check", dev),
+              "resnet50": lambda dev: model.load_embedder(weights=weights, device=dev)}
+    for name, build in builds.items():
+        os.environ["DOPPEL_PRECISION"] = "fp32"
+        cpu = build("cpu")
+        ref = np.concatenate([cpu.embed(x[s:s + 32]) for s in range(0, len(x), 32)])
+        os.environ.pop("DOPPEL_PRECISION")
+        if not torch.cuda.is_available():
+            print(f"{name}: CPU fp32 only (no CUDA here)")
+            continue
+        gpu = build("cuda")
+        got = np.concatenate([gpu.embed(x[s:s + args.batch]) for s in range(0, len(x), args.batch)])
+        cos = np.sum(ref * got, axis=1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1))
+        print(f"{name}: cosine CUDA vs CPU fp32: worst {cos.min():.4f}, 1st percentile "
+              f"{np.percentile(cos, 1):.4f}, median {np.median(cos):.4f}; "
+              f"10 nearest fp32 neighbours kept: {knn_kept(ref, got):.3f}")
+        batch = np.ascontiguousarray(np.resize(x, (args.batch,) + x.shape[1:]))
+        for _ in range(3):
+            gpu.embed(batch)
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(args.timed_batches):
+            gpu.embed(batch)
+        torch.cuda.synchronize()
+        took = time.perf_counter() - t
+        print(f"{name}: {args.timed_batches * args.batch / took:.0f} images/s through Embedder.embed on CUDA "
+              f"(batch {args.batch}, from host memory, vectors back to the host)")
+
+
+if __name__ == "__main__":
+    main()
