@@ -40,6 +40,10 @@ def test_edited_copy_verifies(base, name, edit, how):
     assert m.how == how, name
 
 
+def test_the_mirrored_reading_is_skipped_only_where_no_setting_could_use_it():
+    assert verify.SURE_SCORE >= grouping.verify_threshold(1.0)
+
+
 def test_two_halves_of_one_scene_do_not_verify(base):
     wide = ig.photo(72, (1200, 500))
     left, right = wide.crop((0, 0, 480, 500)), wide.crop((720, 0, 1200, 500))
