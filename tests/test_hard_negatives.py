@@ -241,3 +241,17 @@ def test_a_turned_copy_added_later_is_found_by_a_rescan(tmp_path, library, embed
     (photos, queries, pairs), = proposed
     assert (photos, queries) == (12, 1)  # every photo's square, one of them read now
     assert {tuple(sorted((a, b))) for a, b in pairs} == {tuple(sorted(m.row.id for m in result.groups[0].members))}
+
+
+def test_the_suggested_keeper_is_the_copy_without_an_added_frame(tmp_path, library, embedder):
+    """Bars and borders add pixels, not picture: the photo itself is kept, on a rescan too."""
+    root = tmp_path / "p"
+    p = ig.photo(405, (1200, 800))
+    ig.save(p, root / "photo.jpg")
+    ig.save(black_bars(dark(p)), root / "photo dark bars.jpg")  # 1500 x 1500
+    ig.save(white_border(p), root / "photo white border.jpg")
+    ig.save(print_frame(p), root / "photo print.jpg")
+    for result in (scan([str(root)], library, embedder, workers=0), scan([str(root)], library, embedder, workers=0)):
+        (group,) = result.groups
+        assert len(group.members) == 4
+        assert os.path.basename(group.members[0].row.path) == "photo.jpg" and group.members[0].keep

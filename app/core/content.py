@@ -45,7 +45,7 @@ CONTRAST_THRESHOLD = 0.01
 # under the four turns (grouping.turned_candidates), which the network's vectors cannot do.
 SQUARE = 16
 
-_HEADER = struct.Struct("<4sHHH6f")  # magic, view w, view h, count, box (x, y, w, h), view->sig (k, unused)
+_HEADER = struct.Struct("<4sHHH6f")  # magic, view w, view h, count, box (x, y, w, h), view->sig, content share
 MAGIC = b"SFT2"
 
 
@@ -58,6 +58,7 @@ class Features:
     box: tuple  # (x, y, w, h) of the content on the signature, in signature pixels
     to_sig: float  # signature pixels per view pixel
     square: np.ndarray  # (SQUARE, SQUARE) uint8: the equalised content, squeezed
+    share: float = 1.0  # the content's share of the photo's area (1.0: no frame)
 
 
 def content_box(gray: np.ndarray) -> tuple[int, int, int, int]:
@@ -121,17 +122,17 @@ def features(gray: np.ndarray, sig_shape: tuple) -> Features:
     sig_scale = sig_shape[1] / w  # the signature shows the whole photo
     box = (x * sig_scale, y * sig_scale, cw * sig_scale, ch * sig_scale)
     square = cv2.resize(view, (SQUARE, SQUARE), interpolation=cv2.INTER_AREA)
-    return Features(pts, desc, (vw, vh), box, cw / vw * sig_scale, square)
+    return Features(pts, desc, (vw, vh), box, cw / vw * sig_scale, square, cw * ch / (w * h))
 
 
 def pack(f: Features) -> bytes:
-    head = _HEADER.pack(MAGIC, f.view[0], f.view[1], len(f.points), *f.box, f.to_sig, 0.0)
+    head = _HEADER.pack(MAGIC, f.view[0], f.view[1], len(f.points), *f.box, f.to_sig, f.share)
     pts = np.round(f.points * 64).astype(np.uint16)  # 1/64 px: far finer than RANSAC's tolerance
     return head + f.square.tobytes() + pts.tobytes() + np.clip(f.descriptors, 0, 255).astype(np.uint8).tobytes()
 
 
 def unpack(data: bytes) -> Features:
-    magic, vw, vh, n, bx, by, bw, bh, to_sig, _ = _HEADER.unpack_from(data)
+    magic, vw, vh, n, bx, by, bw, bh, to_sig, share = _HEADER.unpack_from(data)
     if magic != MAGIC:
         raise ValueError("not a Doppel feature record")
     o = _HEADER.size
@@ -139,11 +140,13 @@ def unpack(data: bytes) -> Features:
     o += SQUARE * SQUARE
     pts = np.frombuffer(data, np.uint16, 2 * n, o).reshape(n, 2).astype(np.float32) / 64
     desc = np.frombuffer(data, np.uint8, 128 * n, o + 4 * n).reshape(n, 128).astype(np.float32)
-    return Features(pts, desc, (vw, vh), (bx, by, bw, bh), to_sig, square)
+    return Features(pts, desc, (vw, vh), (bx, by, bw, bh), to_sig, square, share)
 
 
-def square_of(data: bytes) -> np.ndarray:
-    """Just the content's square from packed features (no descriptors unpacked)."""
+def square_of(data: bytes) -> tuple[np.ndarray, float]:
+    """Just the content's square and its share of the photo, from packed features (no
+    descriptors unpacked)."""
     if data[:4] != MAGIC:
         raise ValueError("not a Doppel feature record")
-    return np.frombuffer(data, np.uint8, SQUARE * SQUARE, _HEADER.size).reshape(SQUARE, SQUARE)
+    share = _HEADER.unpack_from(data)[-1]
+    return np.frombuffer(data, np.uint8, SQUARE * SQUARE, _HEADER.size).reshape(SQUARE, SQUARE), share

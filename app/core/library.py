@@ -90,6 +90,9 @@ class Row:
     # content.pack()ed local features: kept in the pair cache beside the library, not in Milvus
     # (34 kB a photo that Milvus Lite would hold in memory, and only verification reads them)
     features: Optional[bytes] = None
+    # The content's share of the photo's area (content.py: a border, bars or a mat take the rest);
+    # known after the scan's search stage, from the features or the pair cache. Not in Milvus.
+    content_share: float = 1.0
 
     def evidence(self):
         """What verification reads: (signature, features), or None before they are attached."""

@@ -25,7 +25,7 @@ from app.core import verify
 log = logging.getLogger(__name__)
 
 # Bump when verification or candidate search changes what an outcome means.
-FORMAT = 3
+FORMAT = 4
 GROUPINGS_KEPT = 8
 
 
@@ -58,7 +58,7 @@ class PairCache:
             "CREATE TABLE IF NOT EXISTS groupings (key TEXT PRIMARY KEY, groups TEXT);"
             "CREATE TABLE IF NOT EXISTS signatures (id INTEGER PRIMARY KEY, stamp INTEGER, h INTEGER, w INTEGER,"
             " pixels BLOB, features BLOB);"
-            "CREATE TABLE IF NOT EXISTS squares (id INTEGER PRIMARY KEY, stamp INTEGER, pixels BLOB);")
+            "CREATE TABLE IF NOT EXISTS squares (id INTEGER PRIMARY KEY, stamp INTEGER, pixels BLOB, share REAL);")
         wanted = json.dumps({"format": FORMAT, **settings}, sort_keys=True)
         row = self.db.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
         if row is None or row[0] != wanted:
@@ -146,19 +146,20 @@ class PairCache:
         return out
 
     def squares(self, stamps: dict[int, int]) -> dict:
-        """id -> content square (content.SQUARE² uint8), for the ids in ``stamps`` whose square is
-        stored for the file as it is now. Every photo read keeps one (256 bytes): a rescan
-        compares a new photo's turns with all of them (grouping.turned_candidates)."""
+        """id -> (content square (content.SQUARE² uint8), the content's share of the photo), for
+        the ids in ``stamps`` whose square is stored for the file as it is now. Every photo read
+        keeps one (256 bytes): a rescan compares a new photo's turns with all of them
+        (grouping.turned_candidates), and the keeper is chosen by the content's pixels."""
         out = {}
-        for i, s, pixels in self.db.execute("SELECT id, stamp, pixels FROM squares"):
+        for i, s, pixels, share in self.db.execute("SELECT id, stamp, pixels, share FROM squares"):
             if stamps.get(i) == s:
                 side = int(round(len(pixels) ** 0.5))
-                out[i] = np.frombuffer(pixels, np.uint8).reshape(side, side)
+                out[i] = (np.frombuffer(pixels, np.uint8).reshape(side, side), share)
         return out
 
     def add_squares(self, squares: dict, stamps: dict[int, int]) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO squares VALUES (?, ?, ?)",
-                            [(i, stamps[i], sq.tobytes()) for i, sq in squares.items()])
+        self.db.executemany("INSERT OR REPLACE INTO squares VALUES (?, ?, ?, ?)",
+                            [(i, stamps[i], sq.tobytes(), float(share)) for i, (sq, share) in squares.items()])
         self.db.commit()
 
     def add_signatures(self, signatures: dict, stamps: dict[int, int]) -> None:

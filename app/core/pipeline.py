@@ -384,10 +384,13 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
             cands = grouping.fold_hits(*hits, grouping.candidate_floor(library.model))
             del hits
             release_freed_memory()  # the fold's arrays, before verification starts its workers
+    squares = turn_squares([r.id for r in good], by_id, cache, stamps)
+    for r in good:  # byte-identical copies share their representative's content
+        if r.id in squares:
+            r.content_share = squares[r.id][1]
     if queries and len(rep_ids) > 1:
-        squares = turn_squares(rep_ids, by_id, cache, stamps)
         with_square = [i for i in rep_ids if i in squares]
-        for key, v in grouping.turned_candidates(with_square, [squares[i] for i in with_square],
+        for key, v in grouping.turned_candidates(with_square, [squares[i][0] for i in with_square],
                                                  [i for i in queries if i in squares]).items():
             cands.setdefault(key, v)
     # Of the remembered negatives only that they were verified matters, and only when there is
@@ -407,8 +410,9 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
 
 
 def turn_squares(ids: list[int], by_id: dict[int, Row], cache: Optional[PairCache], stamps: dict[int, int]) -> dict:
-    """Each photo's content square, for turned candidates: from the features of the rows read
-    in this scan (the cache keeps them), else as the cache remembers them."""
+    """Each photo's (content square, content share), for turned candidates and the keeper: from
+    the features of the rows read in this scan (the cache keeps them), else as the cache
+    remembers them."""
     fresh = {i: content.square_of(by_id[i].features) for i in ids if by_id[i].features is not None}
     if cache is None:
         return fresh
@@ -554,6 +558,9 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
                         vec, vi = vecs[vi], vi + 1
                     out.append(Row(path_id(d.entry.path), d.entry.path, d.entry.size, d.entry.mtime_ns, d.sha256,
                                    d.width, d.height, d.format, embedder.name, d.problem, d.thumb, vec, d.features))
+                for r in out:  # known from the start, so the groups-so-far rank as the final ones
+                    if r.features is not None:
+                        r.content_share = content.square_of(r.features)[1]
                 library.upsert(out)  # as computed: only the copy held for the search is rounded
                 if cache is not None:  # the catalog of what verification reads (features: not in Milvus)
                     cache.add_signatures({r.id: r.evidence() for r in out if r.signature is not None},

@@ -1,7 +1,7 @@
 """Suggest which copy of each group to keep.
 
-Default rule (issue #2): most pixels, then the larger file, then the older file, then the shorter
-path. Other rules put their own criterion first and fall back on this order. Files in reference
+Default rule: a copy without an added frame (border, bars, print mat) before a framed one, then
+the most pixels of content, then the larger file, then the older file, then the shorter path. Other rules put their own criterion first and fall back on this order. Files in reference
 folders are always kept; they are never suggested for the trash.
 """
 from __future__ import annotations
@@ -12,9 +12,16 @@ from app.core.grouping import Group, Member
 from app.core.walk import inside
 
 
+# A copy whose content fills less than this share of it carries an added frame (a border, bars, a
+# print mat: content.py); the photo without one is the original. Above it: a line or two the frame
+# detection may take from a photo's own flat edge.
+FRAMED_BELOW = 0.98
+
+
 def _default_key(m: Member):
     r = m.row
-    return (-(r.width * r.height), -r.size, r.mtime_ns, len(r.path), r.path)
+    framed = r.content_share < FRAMED_BELOW
+    return (framed, -(r.width * r.height * r.content_share), -r.size, r.mtime_ns, len(r.path), r.path)
 
 
 def keeper_key(rule: str, preferred_folder: str = ""):
