@@ -179,3 +179,41 @@ def test_a_large_batch_runs_on_the_cpu_in_small_forward_passes_in_order(embedder
     alone = np.concatenate([embedder.embed(x[i:i + 1]) for i in range(n)])
     assert v.shape == alone.shape
     assert np.min(np.sum(v * alone, axis=1)) > 0.999  # row i is image i's vector
+
+
+class _Served:
+    """What urllib.request.urlopen returns, serving ``data``."""
+
+    def __init__(self, data: bytes):
+        import io
+        self._f, self.headers = io.BytesIO(data), {"Content-Length": str(len(data))}
+
+    def read(self, n=-1):
+        return self._f.read(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_a_download_with_the_wrong_hash_is_rejected_and_the_fallback_runs(resnet_weights, tmp_path, monkeypatch):
+    monkeypatch.delenv("DOPPEL_OFFLINE")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    # the test's random weights are served under torchvision's name: their hash is not 11ad3fa6
+    monkeypatch.setattr(M.urllib.request, "urlopen", lambda url, timeout=None: _Served(resnet_weights.read_bytes()))
+    e = M.load_embedder(allow_download=True)
+    assert e.choice.fallback and "published hash" in e.choice.notice
+    assert list((tmp_path / "th").rglob("*.pth*")) == []  # nothing unverified is left in the cache
+
+
+def test_a_download_that_matches_its_published_hash_is_kept(resnet_weights, tmp_path, monkeypatch):
+    import hashlib
+
+    data = resnet_weights.read_bytes()
+    name = f"resnet50-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    monkeypatch.setattr(M.urllib.request, "urlopen", lambda url, timeout=None: _Served(data))
+    dest = tmp_path / name
+    M._download(f"https://example.invalid/models/{name}", dest)
+    assert dest.read_bytes() == data

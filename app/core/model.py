@@ -11,8 +11,10 @@ its network on first use.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,21 +117,37 @@ def _looks_like_weights(path: Path) -> bool:
         return False
 
 
+# torchvision publishes each weights file under a name that carries the start of its SHA-256
+# ("resnet50-11ad3fa6.pth"), which torch.hub checks with check_hash=True; so does _download.
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")
+
+
 def _download(url: str, dest: Path, progress=None) -> None:
-    """Download with progress reported through the Progress contract (bytes as counts)."""
+    """Download with progress reported through the Progress contract (bytes as counts). The file
+    is kept only if its SHA-256 starts with the hash in its published name."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(dest.suffix + ".part")
-    with urllib.request.urlopen(url, timeout=20) as resp, open(tmp, "wb") as out:
-        total = int(resp.headers.get("Content-Length") or 0)
-        if progress is not None:
-            progress.start(total, "download weights", f"Downloading ResNet-50 weights from {url}")
-        while True:
-            chunk = resp.read(1 << 20)
-            if not chunk:
-                break
-            out.write(chunk)
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=20) as resp, open(tmp, "wb") as out:
+            total = int(resp.headers.get("Content-Length") or 0)
             if progress is not None:
-                progress.advance(len(chunk), dest.name)
+                progress.start(total, "download weights", f"Downloading ResNet-50 weights from {url}")
+            while True:
+                chunk = resp.read(1 << 20)
+                if not chunk:
+                    break
+                out.write(chunk)
+                digest.update(chunk)
+                if progress is not None:
+                    progress.advance(len(chunk), dest.name)
+        published = _HASH_IN_NAME.search(Path(url).name)
+        if published and not digest.hexdigest().startswith(published.group(1)):
+            raise WeightsError(f"the downloaded {Path(url).name} does not match its published hash "
+                               f"({digest.hexdigest()[:len(published.group(1))]} instead of {published.group(1)})")
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # nothing half-written or unverified is left to be found later
+        raise
     os.replace(tmp, dest)
 
 
