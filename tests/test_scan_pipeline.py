@@ -207,3 +207,18 @@ def test_a_photo_whose_features_were_lost_is_read_again_to_verify_a_new_copy(tmp
     result = scan([str(root)], library, embedder, workers=0)
     assert result.stats.embedded == 1  # only the new file was read into the library
     assert [sorted(os.path.basename(m.row.path) for m in g.members) for g in result.groups] == [["a crop.jpg", "a.jpg"]]
+
+
+def test_heic_and_avif_photos_are_read_and_grouped_with_their_jpeg_copies(tmp_path, library, embedder):
+    """What phones write: HEIC (pillow-heif, a dependency) and AVIF (Pillow's own)."""
+    root = tmp_path / "p"
+    for n, fmt in enumerate(("HEIF", "AVIF")):
+        im = ig.photo(95 + n, (900, 600))
+        ig.save(im, root / f"phone{n}.{fmt.lower()}", format=fmt, quality=90)
+        ig.save(ig.resized(im, 0.5), root / f"phone{n} copy.jpg")
+    result = scan([str(root)], library, embedder, workers=0)
+    assert result.problems == []
+    assert sorted(sorted(os.path.basename(m.row.path) for m in g.members) for g in result.groups) == [
+        ["phone0 copy.jpg", "phone0.heif"], ["phone1 copy.jpg", "phone1.avif"]]
+    formats = {os.path.basename(r.path): r.format for r in result.rows}
+    assert formats["phone0.heif"] == "HEIF" and formats["phone1.avif"] == "AVIF"

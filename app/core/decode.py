@@ -31,11 +31,11 @@ MAX_FILE_BYTES = 2 << 30
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
-try:  # HEIC/HEIF when the optional extra is installed
+try:  # HEIC/HEIF: a dependency; an install without it still reads everything else
     from pillow_heif import register_heif_opener  # type: ignore
 
     register_heif_opener()
-except Exception:  # pragma: no cover - optional
+except Exception:  # pragma: no cover - a broken or missing pillow-heif
     pass
 
 
