@@ -222,3 +222,65 @@ def test_heic_and_avif_photos_are_read_and_grouped_with_their_jpeg_copies(tmp_pa
         ["phone0 copy.jpg", "phone0.heif"], ["phone1 copy.jpg", "phone1.avif"]]
     formats = {os.path.basename(r.path): r.format for r in result.rows}
     assert formats["phone0.heif"] == "HEIF" and formats["phone1.avif"] == "AVIF"
+
+
+def _children(pid: int) -> set[int]:
+    """Every process descended from ``pid`` (from /proc)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        for c, pp in parents.items():
+            if pp == p and c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads processes from /proc")
+def test_a_scan_killed_with_sigkill_leaves_no_worker_process_behind(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    root = tmp_path / "p"
+    for n in range(60):
+        ig.save(ig.photo(600 + n, (1600, 1200)), root / f"{n:02d}.jpg")
+    env = dict(os.environ, DOPPEL_OFFLINE="1")
+    scan_cmd = [sys.executable, "-m", "app.cli", "scan", str(root), "--library", str(tmp_path / "lib.db"), "--quiet"]
+    proc = subprocess.Popen(scan_cmd, cwd=Path(__file__).resolve().parent.parent, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        workers: set[int] = set()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            workers |= _children(proc.pid)
+            if len(workers) >= 2:  # the decoders (and multiprocessing's resource tracker)
+                break
+            time.sleep(0.05)
+        assert len(workers) >= 2, "the scan started no worker processes"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p) for p in workers):
+            time.sleep(0.1)
+        left = {p: open(f"/proc/{p}/cmdline").read().replace("\0", " ")[:150] for p in workers if _alive(p)}
+        assert left == {}
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -262,7 +262,10 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
         # keep the workers evenly busy to the end
         size = max(200, min(CHUNK_MAX, -(-len(keys) // (workers * 4))))
         chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+        from app.core.lifeline import exit_with_parent
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=exit_with_parent) as ex:
             # Two chunks per worker at a time, not all of them: a waiting chunk holds its pairs
             # and a reference to every signature it needs (about 150 kB; a 100,000-photo
             # library makes about 550 chunks).

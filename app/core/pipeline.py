@@ -24,6 +24,7 @@ from app.core import content, grouping, pair_cache, ranking, verify
 from app.core.allocator import keep_freed_memory, release_freed_memory
 from app.core.decode import Decoded, decode_file
 from app.core.library import Library, Row, path_id
+from app.core.lifeline import exit_with_parent
 from app.core.pair_cache import PairCache
 from app.core.progress import Cancelled, Progress
 from app.core.walk import FileEntry, WalkProblem, inside, walk
@@ -81,6 +82,7 @@ class ScanResult:
 
 def _init_worker():
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the parent only
+    exit_with_parent()
     keep_freed_memory()
 
 

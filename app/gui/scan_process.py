@@ -37,6 +37,10 @@ def run_scan(folders: list[str], settings: Settings, partial_every: float, messa
     """
     import threading
 
+    from app.core.lifeline import exit_with_parent
+
+    exit_with_parent()  # the window's scan ends with the window, however the window ended
+
     _yield_to_the_window()
     if log_to_file:
         from app.gui.errors import setup_logging

@@ -10,6 +10,7 @@ import signal
 import tempfile
 
 from app.core import library_snapshot
+from app.core.lifeline import exit_with_parent
 from app.gui.scan_process import SCAN_NICENESS
 
 
@@ -59,6 +60,7 @@ def init_worker() -> None:
     """Decode at the scan's lower CPU priority, so the window comes first for the cores; Ctrl-C
     is the window's to handle."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent()
     try:
         os.nice(SCAN_NICENESS)
     except (AttributeError, OSError):  # Windows, or not allowed: run as is
