@@ -452,11 +452,12 @@ def anchored(clusters: list[list[int]], pairs: list[Pair], by_id: dict[int, Row]
         cluster = todo.pop()
         anchor = anchor_of(cluster, matches, by_id)
         kept = [x for x in cluster if x == anchor or (x, anchor) in matches or (anchor, x) in matches]
-        rest = [x for x in cluster if x not in kept]
+        rest = [x for x in cluster if x != anchor and (x, anchor) not in matches and (anchor, x) not in matches]
         if len(kept) > 1:
             out.append(kept)
         if len(rest) > 1:
-            inner = [p for p in pairs if p.a in rest and p.b in rest]
+            split = set(rest)
+            inner = [p for p in pairs if p.a in split and p.b in split]
             todo.extend(complete_linkage(sorted(rest, key=lambda i: (by_id[i].path, i)), inner, bridge, edges_out))
     return out
 

@@ -1,8 +1,9 @@
 """Suggest which copy of each group to keep.
 
 Default rule: a copy without an added frame (border, bars, print mat) before a framed one, then
-the most pixels of content, then the larger file, then the older file, then the shorter path. Other rules put their own criterion first and fall back on this order. Files in reference
-folders are always kept; they are never suggested for the trash.
+the most pixels of content, then the larger file, then the older file, then the shorter path.
+Other rules put their own criterion first and fall back on this order. Files in reference folders
+are always kept; they are never suggested for the trash.
 """
 from __future__ import annotations
 

@@ -194,11 +194,12 @@ def _mirror_view(f: content.Features) -> np.ndarray:
     return np.array([[-1, 0, f.view[0] - 1], [0, 1, 0], [0, 0, 1]], np.float64)
 
 
-def _box_mask(shape: tuple, box: tuple, inset: int = 1) -> np.ndarray:
+def _box_mask(shape: tuple, box: tuple) -> np.ndarray:
+    """1 on the whole pixels of ``box`` (x, y, w, h), 0 elsewhere."""
     m = np.zeros(shape, np.uint8)
     x, y, w, h = box
-    x0, y0 = int(np.ceil(x)) + inset, int(np.ceil(y)) + inset
-    x1, y1 = int(np.floor(x + w)) - inset, int(np.floor(y + h)) - inset
+    x0, y0 = int(np.ceil(x)), int(np.ceil(y))
+    x1, y1 = int(np.floor(x + w)), int(np.floor(y + h))
     if x1 > x0 and y1 > y0:
         m[y0:y1, x0:x1] = 1
     return m
@@ -230,7 +231,7 @@ def _dihedral_of(lin: np.ndarray) -> tuple[int, float]:
 def _content_blur(raw: np.ndarray, box: tuple, sigma: float) -> np.ndarray:
     """``raw`` blurred within its content box only (normalised convolution): a frame's white or
     black must not bleed into the content's edge, where a dark photo would take it for detail."""
-    mask = _box_mask(raw.shape, box, 0).astype(np.float32)
+    mask = _box_mask(raw.shape, box).astype(np.float32)
     num = cv2.GaussianBlur(raw.astype(np.float32) * mask, (0, 0), sigma)
     den = cv2.GaussianBlur(mask, (0, 0), sigma)
     return np.divide(num, den, out=np.zeros_like(num), where=den > 1e-3)
@@ -247,7 +248,7 @@ def _aligned(pd: Prepared, ps: Prepared, m: np.ndarray, box_d: tuple, box_s: tup
     # where two resamplings of different scale disagree.
     src = _content_blur(ps.raw, box_s, float(np.hypot(PIXEL_BLUR, 0.5 / np.sqrt(det)) if det < 1 else PIXEL_BLUR))
     warped = cv2.warpAffine(src, m[:2], (wd, hd), flags=cv2.INTER_LINEAR)
-    mask = _box_mask((hd, wd), box_d, 0) & cv2.warpAffine(_box_mask(ps.raw.shape, box_s, 0), m[:2], (wd, hd),
+    mask = _box_mask((hd, wd), box_d) & cv2.warpAffine(_box_mask(ps.raw.shape, box_s), m[:2], (wd, hd),
                                                            flags=cv2.INTER_NEAREST)
     # a pixel along the overlap's edges is left out: the warp mixes in the outside there
     inner = cv2.erode(mask, np.ones((3, 3), np.uint8)).astype(bool)
@@ -265,10 +266,11 @@ def _judge(pa: Prepared, pb: Prepared, lin_view: np.ndarray) -> Match:
     det = abs(np.linalg.det(m[:2, :2]))
     if not det > 0:
         return NO_MATCH
-    mask_b = cv2.warpAffine(_box_mask((hb, wb), fb.box, 0), m[:2], (wa, ha), flags=cv2.INTER_NEAREST)
-    mask_a = _box_mask((ha, wa), fa.box, 0)
+    content_b = _box_mask((hb, wb), fb.box)
+    mask_b = cv2.warpAffine(content_b, m[:2], (wa, ha), flags=cv2.INTER_NEAREST)
+    mask_a = _box_mask((ha, wa), fa.box)
     area_a = float(mask_a.sum())
-    area_b = float(_box_mask((hb, wb), fb.box, 0).sum()) * det  # b's content, in a's pixels
+    area_b = float(content_b.sum()) * det  # b's content, in a's pixels
     both = mask_a & mask_b
     shared = float(both.sum())
     if area_a <= 0 or area_b <= 0 or shared <= 0:
@@ -330,10 +332,10 @@ def best_match(a, b, cosine: float = 1.0, trace: list | None = None) -> Match:
         pts_b, desc_b = pb.mirrored() if mirrored else (fb.points, fb.descriptors)
         n, t, inl = _ransac(fa.points, fa.descriptors, pts_b, desc_b, MIN_INLIERS if trace is None else 3)
         reading = {"mirrored": mirrored, "inliers": n, "spread": None, "score": None, "unchecked_score": None}
+        lin = None if t is None else _affine(t) @ (_mirror_view(fb) if mirrored else np.eye(3))
         if trace is not None:
             trace.append(reading)
-            if t is not None:  # what the pixel check would say of this transform, gates or not
-                lin = _affine(t) @ (_mirror_view(fb) if mirrored else np.eye(3))
+            if lin is not None:  # what the pixel check would say of this transform, gates or not
                 reading["unchecked_score"] = _judge(pa, pb, lin).score
         if t is None or n < MIN_INLIERS:
             continue
@@ -341,7 +343,6 @@ def best_match(a, b, cosine: float = 1.0, trace: list | None = None) -> Match:
         reading["spread"] = _spread(t, (pts_b, fb.view), (fa.points, fa.view), src, dst)
         if reading["spread"] < MIN_SPREAD:
             continue
-        lin = _affine(t) @ (_mirror_view(fb) if mirrored else np.eye(3))
         m = _judge(pa, pb, lin)
         reading["score"] = m.score
         if m.score > best.score:
