@@ -10,7 +10,7 @@ import time
 
 from app import __version__
 from app.core.progress import Progress, ProgressUpdate, format_eta
-from app.settings import Settings
+from app.settings import KEEPER_RULES, Settings
 
 
 class ProgressBar:
@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, default=None, help="decode processes (default: cores - 1)")
     s.add_argument("--reference", action="append", default=[], metavar="FOLDER",
                    help="files here are never suggested for the trash (repeatable)")
+    s.add_argument("--keep", choices=KEEPER_RULES, default=None,
+                   help="which copy to suggest keeping (default: the original; see the README)")
+    s.add_argument("--select-edited", action="store_true", default=None,
+                   help="preselect edited copies (crops, turns, grayscale ...) for the trash as well")
+    s.add_argument("--trash-jpeg-with-raw", action="store_true", default=None,
+                   help="preselect the JPEG of a RAW + JPEG pair for the trash")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     sub.add_parser("journal", help="list the files Doppel moved to the trash")
     r = sub.add_parser("restore", help="move trashed files back to where they were")
@@ -80,6 +86,9 @@ def cmd_scan(args) -> int:
 
     settings = Settings.load()
     similarity = args.similarity if args.similarity is not None else settings.similarity
+    settings.keeper_rule = args.keep or settings.keeper_rule
+    settings.select_edited = settings.select_edited if args.select_edited is None else True
+    settings.trash_jpeg_with_raw = settings.trash_jpeg_with_raw if args.trash_jpeg_with_raw is None else True
     bar = None if args.quiet else ProgressBar()
     progress = Progress(bar)
     previous = signal.getsignal(signal.SIGINT)
@@ -112,9 +121,7 @@ def cmd_scan(args) -> int:
                 for n in lib.notices:
                     print(f"Notice: {n}", file=sys.stderr)
                 result = scan(args.folders, lib, embedder, progress, similarity=similarity, workers=args.workers,
-                              keeper_rule=settings.keeper_rule,
-                              reference_folders=list(args.reference) + settings.reference_folders,
-                              preferred_folder=settings.preferred_folder,
+                              review=settings.review(args.reference),
                               keep_signatures=False)  # the command line never regroups
         except LibraryError as exc:
             if bar:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from app import paths
 
-KEEPER_RULES = ("resolution", "largest-file", "oldest", "newest", "preferred-folder")
+# "original": the unedited original (ranking.py); the others put their criterion first
+KEEPER_RULES = ("original", "highest-resolution", "largest-file", "oldest", "newest", "preferred-folder")
 
 
 @dataclass
@@ -17,11 +18,20 @@ class Settings:
     weights: str = ""  # a ResNet-50 state dict chosen by the user
     allow_download: bool = True
     similarity: float = 0.5  # 0 = loosest groups, 1 = only near-identical copies
-    keeper_rule: str = "resolution"
+    keeper_rule: str = "original"
+    select_edited: bool = False  # preselect edited copies (crops, turns, grayscale ...) as well
+    trash_jpeg_with_raw: bool = False  # preselect the JPEG of a RAW + JPEG pair
     preferred_folder: str = ""
     folders: list[str] = field(default_factory=list)
     reference_folders: list[str] = field(default_factory=list)
     decode_workers: int = 0  # 0: automatic
+
+    def review(self, more_reference_folders=()):
+        """The keeper and preselection options (ranking.Options) these settings choose."""
+        from app.core.ranking import Options
+
+        return Options(self.keeper_rule, tuple(self.reference_folders) + tuple(more_reference_folders),
+                       self.preferred_folder, self.select_edited, self.trash_jpeg_with_raw)
 
     def library_location(self) -> str:
         return self.library or paths.default_library()
@@ -35,7 +45,10 @@ class Settings:
         except (OSError, ValueError):
             return cls()
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        out = cls(**{k: v for k, v in raw.items() if k in known})
+        if out.keeper_rule not in KEEPER_RULES:  # "resolution": what the default rule was called
+            out.keeper_rule = "original"
+        return out
 
     def save(self, path: Path | None = None) -> None:
         path = Path(path or paths.config_dir() / "settings.json")

@@ -30,7 +30,7 @@ def test_cli_scan_writes_report_and_summary(tmp_path):
     assert "Found 1 groups holding 1 extra copies" in proc.stdout
     assert "fallback" in proc.stderr  # offline: the notice says which model ran
     data = json.loads(report.read_text())
-    assert data["version"] == 1 and data["model"] == "efficientnet-lite0-imagenet"
+    assert data["version"] == 2 and data["model"] == "efficientnet-lite0-imagenet"
     assert data["library"] == str(lib)
     assert data["stats"]["files"] == 4 and data["stats"]["embedded"] == 3 and data["stats"]["problems"] == 1
     (group,) = data["groups"]
@@ -38,6 +38,8 @@ def test_cli_scan_writes_report_and_summary(tmp_path):
     keeper = [f for f in group["files"] if f["keep"]]
     assert [Path(f["path"]).name for f in keeper] == ["a.jpg"]
     assert keeper[0]["width"] == a.width and keeper[0]["similarity"] == 1.0
+    assert Path(group["keeper"]).name == "a.jpg" and keeper[0]["kind"] == "keeper"
+    assert [f["kind"] for f in group["files"] if not f["keep"]] == ["smaller copy"]
     assert [Path(p["path"]).name for p in data["problems"]] == ["broken.jpg"]
 
     again = run_cli("scan", str(root), "--library", str(lib), "--json", "-", "--quiet")

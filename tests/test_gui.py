@@ -73,7 +73,8 @@ def test_scan_through_worker_fills_the_group_model(qtbot, window, photos):
     sizes = sorted(len(window.model.group(i).members) for i in range(2))
     assert sizes == [2, 3]
     assert "Scan finished" in window.progress_label.text()
-    assert window.trash_button.text().startswith("Move 3 files to trash")
+    # the smaller copy and the re-encode; the grayscale copy is an edit, kept unless chosen
+    assert window.trash_button.text().startswith("Move 2 files to trash")
     assert result.model == "efficientnet-lite0-imagenet"
     assert "fallback" in window.notice_label.text()
 
@@ -158,7 +159,7 @@ def test_regrouping_runs_off_the_window_thread_and_shows_only_the_latest_setting
     timer.stop()
     assert calls == [1.0, 0.8] and window.settings.similarity == 0.8
     assert len(ticks) > 20  # the event loop ran through the second of regrouping
-    expected = real(window.result, 0.8, window.settings.keeper_rule)
+    expected = real(window.result, 0.8, window.settings.review())
     assert [[m.row.path for m in g.members] for g in window.result.groups] == \
            [[m.row.path for m in g.members] for g in expected]
 
@@ -180,7 +181,7 @@ def test_trash_moves_files_to_real_trash_and_journals(qtbot, window, photos):
 
     scan(qtbot, window, photos)
     chosen = sorted(m.row.path for m in window.model.to_trash())
-    assert len(chosen) == 3
+    assert sorted(os.path.basename(p) for p in chosen) == ["a_half.jpg", "b_q50.jpg"]
     with qtbot.waitSignal(window.trash_finished, timeout=60_000) as blocker:
         window.trash_chosen()
     outcome = blocker.args[0]
@@ -189,7 +190,9 @@ def test_trash_moves_files_to_real_trash_and_journals(qtbot, window, photos):
     assert all(Path(e.trash_path).is_file() for e in outcome.trashed)
     journal = Journal(paths.journal_path())
     assert sorted(e.path for e in journal.trashed_now()) == chosen
-    assert window.model.rowCount() == 0  # groups updated: nothing left to review
+    # groups updated: the original and its grayscale edit are left to review
+    assert [sorted(os.path.basename(m.row.path) for m in window.model.group(i).members)
+            for i in range(window.model.rowCount())] == [["a.jpg", "a_gray.jpg"]]
     qtbot.waitUntil(lambda: window.trash_thread is None)
 
 
@@ -271,8 +274,7 @@ def test_preferred_folder_rule_reapplies_to_groups(qtbot, window, photos):
     regrouped(qtbot, window)
     for i in range(window.model.rowCount()):
         g = window.model.group(i)
-        keeper = next(m for m in g.members if m.reason == "suggested keeper")
-        assert keeper.row.size == max(m.row.size for m in g.members)
+        assert g.keeper.row.size == max(m.row.size for m in g.members)
 
 
 def test_uncaught_exception_shows_details_and_log_location(qtbot, window):
@@ -313,7 +315,7 @@ def test_a_growing_group_keeps_the_cards_already_shown(qtbot, window, photos):
     view = window.view
     big = next(g for g in window.result.groups if len(g.members) == 3)
     other = next(g for g in window.result.groups if g is not big)
-    keeper = next(m for m in big.members if m.reason == "suggested keeper")
+    keeper = big.keeper
     small = dataclasses.replace(big, members=[m for m in big.members if m is keeper or m is big.members[-1]])
     if big.members[-1] is keeper:
         small = dataclasses.replace(big, members=big.members[:2])
@@ -325,11 +327,11 @@ def test_a_growing_group_keeps_the_cards_already_shown(qtbot, window, photos):
     assert len(set(map(id, view.cards)) - set(map(id, first.values()))) == 1  # one new card
     assert all(c.isVisibleTo(view) for c in view.cards)
     # another keeper: the same cards, rewritten to compare with it
-    turned = [dataclasses.replace(m, reason="suggested keeper" if m is big.members[-1] else "") for m in big.members]
+    turned = [dataclasses.replace(m, reason="the most pixels" if m is big.members[-1] else "") for m in big.members]
     shown = list(view.cards)
-    view.show_group(dataclasses.replace(big, members=turned), window.model.keep)
+    view.show_group(dataclasses.replace(big, members=turned, keeper=turned[-1]), window.model.keep)
     assert view.cards == shown
-    assert [c.badge.text() for c in view.cards] == [" "] * (len(shown) - 1) + ["★ Suggested keeper"]
+    assert [c.badge.text() for c in view.cards] == [" "] * (len(shown) - 1) + ["★ Keep: the most pixels"]
     assert view.cards[-1].shown == type(shown[0]).facts_of(turned[-1], turned[-1])
     view.show_group(other, window.model.keep)
     assert [c.path for c in view.cards] == [m.row.path for m in other.members]

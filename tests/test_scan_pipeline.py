@@ -44,10 +44,19 @@ def test_scan_finds_copies_and_never_groups_distinct_photos(photo_folder, librar
         ["b.png", "b_small.webp"],
     ]
     a_group = next(g for g in result.groups if len(g.members) == 6)
-    keepers = [m for m in a_group.members if m.keep]
-    assert len(keepers) == 1
-    # Largest pixel count wins; among the 800x600 files the larger file, then older, then shorter path.
-    assert keepers[0].row.width * keepers[0].row.height == 800 * 600
+    kinds = {os.path.relpath(m.row.path, photo_folder): (m.kind, m.keep) for m in a_group.members}
+    # The keeper is a full-size colour JPEG, unedited; the copy at no loss is preselected, the
+    # edits are kept and say what they are.
+    keeper = os.path.relpath(a_group.keeper.row.path, photo_folder)
+    assert keeper in ("a.jpg", "copies/a_copy.jpg", "copies/a_q40.jpg")
+    assert kinds.pop(keeper) == ("keeper", True)
+    assert kinds.pop("copies/a_small.jpg") == ("smaller copy", False)
+    assert kinds.pop("edits/a_gray.jpg") == ("edited", True)
+    assert kinds.pop("edits/a_bright.png") == ("edited", True)
+    assert set(kinds.values()) <= {("identical", False), ("re-encoded", False)}
+    gray = next(m for m in a_group.members if m.row.path.endswith("a_gray.jpg"))
+    bright = next(m for m in a_group.members if m.row.path.endswith("a_bright.png"))
+    assert "grayscale copy" in gray.changes and "brighter" in bright.changes
 
 
 def test_exact_copies_alone_form_an_exact_group(tmp_path, library, embedder):

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from app.core import content
+from app.core import content, originals, raw
 from app.core.walk import FileEntry
 
 MODEL_SIZE = 224
@@ -49,6 +49,7 @@ class Decoded:
     model_input: Optional[np.ndarray] = None  # (224, 224, 3) uint8
     thumb: Optional[np.ndarray] = None  # (h, w) uint8, long side THUMB_SIDE
     features: Optional[bytes] = None  # content.pack()ed local features of the content
+    facts: dict = field(default_factory=dict)  # originals.photo_facts: colour, camera, date, RAW
     problem: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -100,6 +101,8 @@ def decode_bytes(data: bytes, entry: FileEntry) -> Decoded:
     if not data:
         out.problem = "empty file (0 bytes)"
         return out
+    if raw.is_raw(entry.path, data[:65536]):
+        return _decode_raw(data, out)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # damaged metadata: decode what is there
@@ -117,7 +120,8 @@ def decode_bytes(data: bytes, entry: FileEntry) -> Decoded:
             # is never fully decoded to make a 224 px input.
             im.draft("RGB", (MODEL_SIZE, MODEL_SIZE))
             im.load()  # first frame only for animations and multi-page files
-            orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
+            exif = im.getexif() if hasattr(im, "getexif") else None
+            orientation = exif.get(0x0112, 1) if exif is not None else 1
             im = ImageOps.exif_transpose(im) or im
             if orientation in (5, 6, 7, 8):
                 w, h = h, w
@@ -141,9 +145,38 @@ def decode_bytes(data: bytes, entry: FileEntry) -> Decoded:
     except MemoryError:
         out.problem = "not enough memory to decode this image"
         return out
+    return _finish(out, rgb, exif, False)
+
+
+def _finish(out: Decoded, rgb: Image.Image, exif, is_raw: bool) -> Decoded:
     out.model_input = np.asarray(rgb.resize((MODEL_SIZE, MODEL_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0), dtype=np.uint8).copy()
     out.thumb, out.features = evidence(rgb)
+    try:
+        out.facts = originals.photo_facts(rgb, exif, is_raw)
+    except Exception:  # damaged metadata costs the keeper a fact, never the photo
+        out.facts = {"raw": is_raw}
     return out
+
+
+def _decode_raw(data: bytes, out: Decoded) -> Decoded:
+    """A camera RAW through LibRaw (raw.py); its EXIF (camera, date) from its TIFF directory when
+    Pillow can read one. Never decided on Pillow's reading of the small preview."""
+    rgb, w, h, error = raw.decode(data, MODEL_SIZE * 4)
+    if error:
+        out.problem = error
+        return out
+    out.width, out.height = w, h
+    rgb.thumbnail((MODEL_SIZE * 4, MODEL_SIZE * 4), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    ext = os.path.splitext(out.entry.path)[1].lstrip(".").upper()
+    out.format = ext if ext else "RAW"
+    exif = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exif = Image.open(io.BytesIO(data)).getexif()
+    except Exception:  # not TIFF-based (CR3, RAF): no camera facts from Pillow
+        exif = None
+    return _finish(out, rgb, exif, True)
 
 
 def decode_file(entry: FileEntry) -> Decoded:

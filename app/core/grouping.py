@@ -58,14 +58,25 @@ class Member:
     row: Row
     similarity: float = 1.0  # to the keeper, filled by ranking
     keep: bool = False
-    reason: str = ""
+    reason: str = ""  # why it is the keeper, or what it is (ranking.describe)
+    kind: str = ""  # against the keeper: "keeper", ranking.SAFE_KINDS, "RAW", "RAW + JPEG", "edited"
+    changes: list = field(default_factory=list)  # an edited copy's edits, in words
+    safe: bool = False  # preselected for the trash by its kind (a large group waits for a look)
 
 
 @dataclass
 class Group:
     kind: str  # exact | near | edited
     members: list[Member]
-    pair_scores: dict = field(default_factory=dict)  # (id, id) -> Match
+    pair_scores: dict = field(default_factory=dict)  # (id, id) -> verified score between members
+    # (a, b) -> verify.Match of the verified pairs among the group's representatives (one file of
+    # each set of byte-identical ones): what the keeper and the kinds of copies are read from
+    matches: dict = field(default_factory=dict)
+    # set by ranking: the suggested keeper, each member's edits against the group (id -> labels),
+    # and whether the group waits for a person to look before anything in it is preselected
+    keeper: Optional[Member] = None
+    edits: dict = field(default_factory=dict)
+    needs_look: bool = False
 
     @property
     def ids(self) -> list[int]:
@@ -521,6 +532,14 @@ def grouping_key(rows: list[Row], pairs: list[Pair], similarity: float) -> str:
     return h.hexdigest()
 
 
+def attach_matches(groups: list[Group], pairs: list[Pair]) -> None:
+    """Give each group the verified matches among its members (``pairs``: as linked)."""
+    by_pair = {(p.a, p.b): p.match for p in pairs}
+    for g in groups:
+        ids = g.ids
+        g.matches = {(a, b): by_pair[(a, b)] for a in ids for b in ids if (a, b) in by_pair}
+
+
 def groups_to_json(groups: list[Group]) -> str:
     return json.dumps([[g.kind, g.ids, [[a, b, s] for (a, b), s in g.pair_scores.items()]] for g in groups])
 
@@ -575,4 +594,5 @@ def groups_from_pairs(rows: list[Row], pairs: list[Pair], similarity: float = 0.
                 ra, rb = rep_of[a.row.id], rep_of[b.row.id]
                 g.pair_scores[(a.row.id, b.row.id)] = 1.0 if ra == rb else edge_scores.get((ra, rb), 0.0)
     groups.sort(key=lambda g: min(m.row.path for m in g.members))
+    attach_matches(groups, pairs)
     return groups

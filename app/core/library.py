@@ -93,6 +93,9 @@ class Row:
     # The content's share of the photo's area (content.py: a border, bars or a mat take the rest);
     # known after the scan's search stage, from the features or the pair cache. Not in Milvus.
     content_share: float = 1.0
+    # originals.photo_facts (colour, camera, date, RAW): what the keeper is chosen on; kept in the
+    # pair cache, not in Milvus. None: not known (the keeper then goes by the rest).
+    facts: Optional[dict] = None
 
     def evidence(self):
         """What verification reads: (signature, features), or None before they are attached."""

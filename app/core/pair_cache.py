@@ -58,12 +58,13 @@ class PairCache:
             "CREATE TABLE IF NOT EXISTS groupings (key TEXT PRIMARY KEY, groups TEXT);"
             "CREATE TABLE IF NOT EXISTS signatures (id INTEGER PRIMARY KEY, stamp INTEGER, h INTEGER, w INTEGER,"
             " pixels BLOB, features BLOB);"
-            "CREATE TABLE IF NOT EXISTS squares (id INTEGER PRIMARY KEY, stamp INTEGER, pixels BLOB, share REAL);")
+            "CREATE TABLE IF NOT EXISTS squares (id INTEGER PRIMARY KEY, stamp INTEGER, pixels BLOB, share REAL);"
+            "CREATE TABLE IF NOT EXISTS facts (id INTEGER PRIMARY KEY, stamp INTEGER, facts TEXT);")
         wanted = json.dumps({"format": FORMAT, **settings}, sort_keys=True)
         row = self.db.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
         if row is None or row[0] != wanted:
             self.db.executescript("DELETE FROM pairs; DELETE FROM searched; DELETE FROM groupings; "
-                                  "DELETE FROM signatures; DELETE FROM squares;")
+                                  "DELETE FROM signatures; DELETE FROM squares; DELETE FROM facts;")
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('settings', ?)", (wanted,))
             self.db.commit()
 
@@ -160,6 +161,17 @@ class PairCache:
     def add_squares(self, squares: dict, stamps: dict[int, int]) -> None:
         self.db.executemany("INSERT OR REPLACE INTO squares VALUES (?, ?, ?, ?)",
                             [(i, stamps[i], sq.tobytes(), float(share)) for i, (sq, share) in squares.items()])
+        self.db.commit()
+
+    def facts(self, stamps: dict[int, int]) -> dict[int, dict]:
+        """id -> originals.photo_facts, for the ids in ``stamps`` whose facts are stored for the
+        file as it is now."""
+        return {i: json.loads(f) for i, s, f in self.db.execute("SELECT id, stamp, facts FROM facts")
+                if stamps.get(i) == s}
+
+    def add_facts(self, facts: dict[int, dict], stamps: dict[int, int]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO facts VALUES (?, ?, ?)",
+                            [(i, stamps[i], json.dumps(f, sort_keys=True)) for i, f in facts.items()])
         self.db.commit()
 
     def add_signatures(self, signatures: dict, stamps: dict[int, int]) -> None:

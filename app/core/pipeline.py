@@ -65,18 +65,16 @@ class ScanResult:
     pairs: list[grouping.Pair] = field(default_factory=list)  # verified at the loosest setting
     overlaps: dict = field(default_factory=dict)  # grouping.make_bridge's, reused by regroup()
 
-    def regroup(self, similarity: float, keeper_rule: str = "resolution", reference_folders=(),
-                preferred_folder: str = "") -> None:
+    def regroup(self, similarity: float, review: Optional[ranking.Options] = None) -> None:
         """New groups for another similarity setting, from the stored pairs: no rescan."""
-        self.groups = self.grouped(similarity, keeper_rule, reference_folders, preferred_folder)
+        self.groups = self.grouped(similarity, review)
 
-    def grouped(self, similarity: float, keeper_rule: str = "resolution", reference_folders=(),
-                preferred_folder: str = "") -> list[grouping.Group]:
+    def grouped(self, similarity: float, review: Optional[ranking.Options] = None) -> list[grouping.Group]:
         """The groups ``regroup`` would set, without setting them (a front end computes them in
         another thread: 0.7-5.4 s for the 5,000-photo timing corpus). Only the overlap checks
         it keeps for the next call change: one call at a time."""
         groups = grouping.groups_from_pairs(self.rows, self.pairs, similarity, self.overlaps)
-        ranking.rank_groups(groups, keeper_rule, reference_folders, preferred_folder)
+        ranking.rank_groups(groups, review)
         return groups
 
 
@@ -390,6 +388,10 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
     for r in good:  # byte-identical copies share their representative's content
         if r.id in squares:
             r.content_share = squares[r.id][1]
+    if cache is not None:  # what the keeper is chosen on, for photos not read in this scan
+        unknown = {r.id: stamps[r.id] for r in good if r.facts is None}
+        for i, f in (cache.facts(unknown) if unknown else {}).items():
+            by_id[i].facts = f
     if queries and len(rep_ids) > 1:
         with_square = [i for i in rep_ids if i in squares]
         for key, v in grouping.turned_candidates(with_square, [squares[i][0] for i in with_square],
@@ -456,9 +458,11 @@ def attach_signatures(library: Library, by_id: dict[int, Row], ids, cache: Optio
         d = decode_file(FileEntry(r.path, r.size, r.mtime_ns))
         if not d.problem:
             r.signature, r.features = d.thumb, d.features
+            r.facts = r.facts or d.facts or None
     if cache is not None and (remember or lost):
         cache.add_signatures({i: by_id[i].evidence() for i in (ids - held) | set(lost)
                               if by_id[i].signature is not None}, stamps)
+        cache.add_facts({i: by_id[i].facts for i in lost if by_id[i].facts}, stamps)
 
 
 def group_rows(good: list[Row], pairs: list[grouping.Pair], similarity: float, library: Library,
@@ -472,6 +476,9 @@ def group_rows(good: list[Row], pairs: list[grouping.Pair], similarity: float, l
     key = grouping.grouping_key(good, pairs, similarity)
     stored = cache.grouping(key) if cache is not None else None
     groups = grouping.groups_from_json(good, stored) if stored else None
+    if groups is not None:
+        floor = grouping.verify_threshold(similarity)
+        grouping.attach_matches(groups, [p for p in pairs if p.match.score >= floor])
     if groups is None or keep_signatures:
         attach_signatures(library, {r.id: r for r in good}, {i for p in pairs for i in (p.a, p.b)}, cache,
                           remember=True)
@@ -483,8 +490,7 @@ def group_rows(good: list[Row], pairs: list[grouping.Pair], similarity: float, l
 
 
 def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[Progress] = None,
-         similarity: float = 0.5, workers: Optional[int] = None, keeper_rule: str = "resolution",
-         reference_folders: Iterable[str] = (), preferred_folder: str = "",
+         similarity: float = 0.5, workers: Optional[int] = None, review: Optional[ranking.Options] = None,
          on_partial: Optional[Callable] = None, partial_every: float = 3.0,
          keep_signatures: bool = True) -> ScanResult:
     """Scan ``folders`` into ``library`` and group them. ``on_partial(groups)``, when given, gets
@@ -495,7 +501,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
     keep_freed_memory()
 
     def rank(groups):
-        ranking.rank_groups(groups, keeper_rule, reference_folders=reference_folders, preferred_folder=preferred_folder)
+        ranking.rank_groups(groups, review)
 
     # open before the reading: the groups-so-far remember their outcomes in it as they come
     cache = PairCache.open(library.location, library.collection,
@@ -559,14 +565,16 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
                     if not d.problem:
                         vec, vi = vecs[vi], vi + 1
                     out.append(Row(path_id(d.entry.path), d.entry.path, d.entry.size, d.entry.mtime_ns, d.sha256,
-                                   d.width, d.height, d.format, embedder.name, d.problem, d.thumb, vec, d.features))
+                                   d.width, d.height, d.format, embedder.name, d.problem, d.thumb, vec, d.features,
+                                   facts=d.facts or None))
                 for r in out:  # known from the start, so the groups-so-far rank as the final ones
                     if r.features is not None:
                         r.content_share = content.square_of(r.features)[1]
                 library.upsert(out)  # as computed: only the copy held for the search is rounded
-                if cache is not None:  # the catalog of what verification reads (features: not in Milvus)
-                    cache.add_signatures({r.id: r.evidence() for r in out if r.signature is not None},
-                                         {r.id: pair_cache.stamp(r.size, r.mtime_ns) for r in out})
+                if cache is not None:  # the catalog of what verification and the keeper read (not in Milvus)
+                    out_stamps = {r.id: pair_cache.stamp(r.size, r.mtime_ns) for r in out}
+                    cache.add_signatures({r.id: r.evidence() for r in out if r.signature is not None}, out_stamps)
+                    cache.add_facts({r.id: r.facts for r in out if r.facts}, out_stamps)
                 if held_dtype is not np.float32:
                     for r in out:
                         if r.vector is not None:

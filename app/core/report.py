@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.core.pipeline import ScanResult
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 
 def _path(p: str) -> str:
@@ -27,9 +27,14 @@ def to_dict(result: ScanResult) -> dict:
                   "problems": s.problems, "seconds": s.seconds, "cancelled": s.cancelled},
         "groups": [
             {"kind": g.kind,
+             "keeper": _path(g.keeper.row.path) if g.keeper is not None else None,
+             "needs_look": g.needs_look,
              "files": [{"path": _path(m.row.path), "keep": m.keep, "similarity": round(float(m.similarity), 4),
+                        "kind": m.kind, "changes": list(m.changes), "reason": m.reason,
                         "size": m.row.size, "width": m.row.width, "height": m.row.height,
-                        "format": m.row.format, "mtime_ns": m.row.mtime_ns, "sha256": m.row.sha256}
+                        "format": m.row.format, "mtime_ns": m.row.mtime_ns, "sha256": m.row.sha256,
+                        "camera": (m.row.facts or {}).get("camera", ""),
+                        "taken": (m.row.facts or {}).get("taken", "")}
                        for m in g.members]}
             for g in result.groups],
         "problems": [{"path": _path(p.path), "error": p.error} for p in result.problems],
@@ -65,8 +70,9 @@ def summary(result: ScanResult) -> str:
     if kinds:
         lines.append("Groups by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
     for g in result.groups[:5]:
-        keep = next(m for m in g.members if m.keep)
-        lines.append(f"  [{g.kind}] keep {_path(keep.row.path)}  (+{len(g.members) - 1} copies)")
+        keep = g.keeper or g.members[0]
+        lines.append(f"  [{g.kind}] keep {_path(keep.row.path)} ({keep.reason})  (+{len(g.members) - 1} copies, "
+                     f"{sum(not m.keep for m in g.members)} preselected)")
     if len(result.groups) > 5:
         lines.append(f"  ... and {len(result.groups) - 5} more groups (see the JSON report)")
     for p in result.problems[:5]:

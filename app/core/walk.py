@@ -11,8 +11,10 @@ import stat
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
+from app.core import raw
+
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib",
-                    ".tif", ".tiff", ".heic", ".heif", ".avif"}
+                    ".tif", ".tiff", ".heic", ".heif", ".avif"} | raw.RAW_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ def sniff_image(head: bytes) -> bool:
     if head[:6] in (b"GIF87a", b"GIF89a") or head.startswith(b"BM"):
         return True
     if head[:4] in (b"II*\x00", b"MM\x00*") or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return True
+    if raw.sniff(head):
         return True
     return head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis",
                                                    b"mif1", b"msf1", b"avif")

@@ -142,7 +142,8 @@ class CopyCard(QFrame):
         """The badge and the facts of ``member`` (this card's copy), marked where they differ
         from ``keeper``'s; called again when a scan's update brings another keeper."""
         self.member, self.keeper, self.shown = member, keeper, self.facts_of(member, keeper)
-        self.badge.setText("★ Suggested keeper" if member is keeper else (member.reason or " "))
+        self.badge.setText(f"★ Keep: {member.reason}" if member is keeper else (member.reason or " "))
+        self.badge.setToolTip(self.badge.text())
         self.badge.setObjectName("keeperBadge" if member is keeper else "badge")
         r, k = member.row, keeper.row
         taken = self._thumbs.date_taken(r.path)
@@ -253,7 +254,7 @@ class GroupView(QScrollArea):
             return True
         paths = [m.row.path for m in group.members]
         same = self._shown == paths
-        keeper = next((m for m in group.members if m.reason == "suggested keeper"), group.members[0])
+        keeper = group.keeper or group.members[0]
         # The cards of copies already on screen are kept (their facts rewritten if the keeper
         # changed): while a scan runs, the shown group grows with "groups so far" updates and may
         # get a better keeper, and rebuilding every card each time held the window for 50-140 ms

@@ -91,8 +91,9 @@ class MainWindow(QMainWindow):
         tb.addWidget(self.similarity)
         tb.addWidget(QLabel(" stricter   Keep: "))
         self.keeper_rule = QComboBox()
-        labels = {"resolution": "highest resolution", "largest-file": "largest file", "oldest": "oldest",
-                  "newest": "newest", "preferred-folder": "preferred folder"}
+        labels = {"original": "the original", "highest-resolution": "highest resolution",
+                  "largest-file": "largest file", "oldest": "oldest", "newest": "newest",
+                  "preferred-folder": "preferred folder"}
         for r in KEEPER_RULES:
             self.keeper_rule.addItem(labels[r], r)
         self.keeper_rule.setCurrentIndex(max(0, self.keeper_rule.findData(self.settings.keeper_rule)))
@@ -343,8 +344,7 @@ class MainWindow(QMainWindow):
     # -- review -------------------------------------------------------------------------
     def _grouping_settings(self) -> tuple:
         s = self.settings
-        return (self.similarity.value() / 100, self.keeper_rule.currentData(), tuple(s.reference_folders),
-                s.preferred_folder)
+        return (self.similarity.value() / 100, s.review())
 
     def regroup(self, *_):
         """Group the scan's result again for the current settings, in a worker thread (seconds
@@ -362,7 +362,7 @@ class MainWindow(QMainWindow):
     def _start_regroup(self):
         s = self.settings
         self.regroup_worker = worker = RegroupWorker(
-            self.result, (s.similarity, s.keeper_rule, tuple(s.reference_folders), s.preferred_folder),
+            self.result, (s.similarity, s.review()),
             self._regroup_wanted)
         worker.finished.connect(self._on_regrouped)
         worker.failed.connect(self._on_regroup_failed)

@@ -63,8 +63,7 @@ def run_scan(folders: list[str], settings: Settings, partial_every: float, messa
             for n in lib.notices:
                 messages.put(("notice", n))
             result = scan(folders, lib, embedder, progress, similarity=s.similarity,
-                          workers=s.decode_workers or None, keeper_rule=s.keeper_rule,
-                          reference_folders=s.reference_folders, preferred_folder=s.preferred_folder,
+                          workers=s.decode_workers or None, review=s.review(),
                           on_partial=lambda groups: messages.put(("partial", groups)), partial_every=partial_every)
     except (LibraryError, WeightsError) as exc:
         messages.put(("failed", str(exc)))
