@@ -15,7 +15,7 @@ def main(argv=None) -> int:
 
     from app import APP_NAME
     from app.gui.errors import install_excepthook, setup_logging
-    from app.gui.main_window import MainWindow, app_icon, keep_garbage_collections_short
+    from app.gui.main_window import MainWindow, app_icon, keep_garbage_collections_short, quit_on_signals
 
     setup_logging()
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -24,6 +24,7 @@ def main(argv=None) -> int:
     app.setWindowIcon(app_icon())
     window = MainWindow()
     install_excepthook(lambda: window)
+    quit_on_signals(window)
     if args.folders:
         window.add_folders(args.folders)
     window.show()

@@ -594,3 +594,90 @@ def test_scan_process_runs_at_a_lower_priority_than_the_window():
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent,
                          capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == out[1] and int(out[0]) > 0
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads processes from /proc")
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_sigterm_or_sigint_closes_the_app_and_leaves_no_process_behind(tmp_path, signame):
+    """The app as a person starts it, scanning; a signal closes it as Quit does: it exits with 0
+    and none of its processes (scan, decoders, thumbnails, resource tracker) outlives it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.test_scan_pipeline import _alive, _children
+
+    root = tmp_path / "p"
+    for n in range(40):
+        ig.save(ig.photo(700 + n, (1600, 1200)), root / f"{n:02d}.jpg")
+    config = tmp_path / "config"
+    env = dict(os.environ, DOPPEL_OFFLINE="1", QT_QPA_PLATFORM="offscreen", DOPPEL_CONFIG_DIR=str(config),
+               DOPPEL_DATA_DIR=str(tmp_path / "data"), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    proc = subprocess.Popen([sys.executable, "-m", "app", str(root), "--scan"],
+                            cwd=Path(__file__).resolve().parent.parent, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        workers: set[int] = set()
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            workers |= _children(proc.pid)
+            if len(workers) >= 3:  # the scan's process and its decoders
+                break
+            time.sleep(0.05)
+        assert len(workers) >= 3, "the app started no worker processes"
+        time.sleep(0.5)
+        workers |= _children(proc.pid)
+        proc.send_signal(getattr(signal, signame))
+        assert proc.wait(60) == 0, proc.stderr.read().decode(errors="replace")[-2000:]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p) for p in workers):
+            time.sleep(0.1)
+        assert {p for p in workers if _alive(p)} == set()
+        assert b"Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_edited_copies_are_selected_only_when_asked_and_the_confirmation_counts_kinds(qtbot, window, photos,
+                                                                                        monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    scan(qtbot, window, photos)
+    gray = next(m for i in range(window.model.rowCount()) for m in window.model.group(i).members
+                if m.row.path.endswith("a_gray.jpg"))
+    assert gray.kind == "edited" and "grayscale copy" in gray.changes and window.model.keep[gray.row.path]
+    assert sorted(os.path.basename(m.row.path) for m in window.model.to_trash()) == ["a_half.jpg", "b_q50.jpg"]
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
+    window.confirm_trash()
+    assert "• 1 smaller copy" in asked[-1] and "• 1 re-encoded copy" in asked[-1] and "edited" not in asked[-1]
+    window.select_edited.setChecked(True)
+    regrouped(qtbot, window)
+    assert window.settings.select_edited
+    assert sorted(os.path.basename(m.row.path) for m in window.model.to_trash()) == \
+        ["a_gray.jpg", "a_half.jpg", "b_q50.jpg"]
+    window.confirm_trash()
+    assert "• 1 edited copy" in asked[-1]
+    assert window.trash_button.text().startswith("Move 3 files")
+
+
+def test_a_large_group_preselects_nothing_until_it_is_looked_at(qtbot, window, tmp_path):
+    from app.core import ranking
+
+    root = tmp_path / "many"
+    a = ig.photo(81, (900, 600))
+    ig.save(a, root / "a.jpg", quality=95)
+    for n in range(ranking.LARGE_GROUP + 2):  # more copies than a person checks at a glance
+        (root / f"copy{n:02d}.jpg").write_bytes((root / "a.jpg").read_bytes())
+    ig.save(ig.photo(82), root / "0" / "first.jpg")  # a small group, listed (and shown) first
+    (root / "0" / "first copy.jpg").write_bytes((root / "0" / "first.jpg").read_bytes())
+    scan(qtbot, window, root)
+    assert window.model.rowCount() == 2
+    group = window.model.group(1)
+    assert group.needs_look and len(window.model.to_trash()) == 1  # the small group's copy only
+    assert "open it to choose" in window.model.data(window.model.index(1))
+    window.groups.setCurrentIndex(window.model.index(1))
+    assert not group.needs_look
+    assert len(window.model.to_trash()) == 1 + ranking.LARGE_GROUP + 2

@@ -55,6 +55,14 @@ class GroupListModel(QAbstractListModel):
             i = self.index(row)
             self.dataChanged.emit(i, i, [Qt.ItemDataRole.DisplayRole, self.ReclaimRole])
 
+    def refresh_keep(self, row: int) -> None:
+        """Take group ``row``'s suggestions again (ranking.look_at changed them), the user's own
+        choices aside."""
+        for m in self._groups[row].members:
+            self.keep[m.row.path] = self.user_keep.get(m.row.path, m.keep)
+        i = self.index(row)
+        self.dataChanged.emit(i, i, [Qt.ItemDataRole.DisplayRole, self.ReclaimRole])
+
     # -- summaries ------------------------------------------------------------
     def to_trash(self) -> list:
         return [m for g in self._groups for m in g.members if not self.keep.get(m.row.path, True)]
@@ -80,6 +88,8 @@ class GroupListModel(QAbstractListModel):
             return None
         g = self._groups[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
+            if g.needs_look:
+                return f"{len(g.members)} copies · {g.kind}\nopen it to choose"
             return (f"{len(g.members)} copies · {g.kind}\n"
                     f"{human_size(self.reclaim(index.row()))} to reclaim")
         if role == Qt.ItemDataRole.ToolTipRole:

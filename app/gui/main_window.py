@@ -9,11 +9,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QListView, QListWidget,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QListView, QListWidget,
                                QListWidgetItem, QMainWindow, QMessageBox, QProgressBar, QProgressDialog,
                                QPushButton, QSlider, QSplitter, QToolBar, QVBoxLayout, QWidget)
 
 from app import APP_NAME
+from app.core import ranking
 from app.core.progress import ProgressUpdate, format_eta
 from app.gui.compare_dialog import CompareDialog
 from app.gui.group_model import THUMB_SIDE, GroupListModel, human_size
@@ -99,6 +100,18 @@ class MainWindow(QMainWindow):
         self.keeper_rule.setCurrentIndex(max(0, self.keeper_rule.findData(self.settings.keeper_rule)))
         self.keeper_rule.currentIndexChanged.connect(self.regroup)
         tb.addWidget(self.keeper_rule)
+        # What is preselected for the trash: copies at no loss only, unless these say more
+        self.select_edited = QCheckBox("Also select edited copies")
+        self.select_edited.setToolTip("Preselect crops, turned, mirrored, grayscale, framed, watermarked and "
+                                      "tone-edited copies for the trash as well")
+        self.select_edited.setChecked(self.settings.select_edited)
+        self.select_edited.toggled.connect(self.regroup)
+        tb.addWidget(self.select_edited)
+        self.trash_jpeg_with_raw = QCheckBox("Trash JPEGs that have a RAW")
+        self.trash_jpeg_with_raw.setToolTip("In a RAW + JPEG pair, preselect the JPEG (the RAW is always kept)")
+        self.trash_jpeg_with_raw.setChecked(self.settings.trash_jpeg_with_raw)
+        self.trash_jpeg_with_raw.toggled.connect(self.regroup)
+        tb.addWidget(self.trash_jpeg_with_raw)
         tb.addSeparator()
         tb.addAction(self.journal_action)
 
@@ -352,6 +365,8 @@ class MainWindow(QMainWindow):
         only the groups of the latest settings and rows are shown."""
         self.settings.similarity = self.similarity.value() / 100
         self.settings.keeper_rule = self.keeper_rule.currentData()
+        self.settings.select_edited = self.select_edited.isChecked()
+        self.settings.trash_jpeg_with_raw = self.trash_jpeg_with_raw.isChecked()
         self._save_settings()
         if self.result is None:
             return
@@ -395,7 +410,12 @@ class MainWindow(QMainWindow):
             return
         # the focus moves to the copies only when other copies are shown, not on a "groups so
         # far" update of the same ones
-        if self.view.show_group(self.model.group(current.row()), self.model.keep):
+        group = self.model.group(current.row())
+        if group.needs_look:  # a large group's safe copies are preselected once it is seen
+            ranking.look_at(group)
+            self.model.refresh_keep(current.row())
+            self._update_trash_button()
+        if self.view.show_group(group, self.model.keep):
             self.view.setFocus()
 
     def set_keep(self, path: str, keep: bool):
@@ -437,7 +457,8 @@ class MainWindow(QMainWindow):
         size = sum(m.row.size for m in chosen)
         ok = QMessageBox.question(self, APP_NAME,
                                   f"Move {len(chosen)} files ({human_size(size)}) to the trash?\n\n"
-                                  "They can be restored from the trash or from the Trash journal.")
+                                  + "\n".join(kind_counts(chosen)) +
+                                  "\n\nThey can be restored from the trash, with Undo, or from the Trash journal.")
         if ok == QMessageBox.StandardButton.Yes:
             self.trash_chosen()
 
@@ -489,6 +510,50 @@ class MainWindow(QMainWindow):
                 t.wait(30000)
         self.thumbs.close()
         super().closeEvent(event)
+
+
+KIND_WORDS = {"identical": ("identical copy", "identical copies"),
+              "smaller copy": ("smaller copy", "smaller copies"),
+              "re-encoded": ("re-encoded copy", "re-encoded copies"),
+              "converted": ("copy in another format", "copies in another format"),
+              "RAW + JPEG": ("JPEG that has a RAW", "JPEGs that have a RAW"),
+              "edited": ("edited copy", "edited copies"),
+              "RAW": ("RAW file", "RAW files"),
+              "keeper": ("suggested keeper", "suggested keepers")}
+
+
+def kind_counts(members) -> list[str]:
+    """What the trash confirmation lists: how many copies of each kind, edits first."""
+    counts: dict[str, int] = {}
+    for m in members:
+        counts[m.kind or "edited"] = counts.get(m.kind or "edited", 0) + 1
+    order = ["keeper", "RAW", "edited", "RAW + JPEG", "converted", "re-encoded", "smaller copy", "identical"]
+    out = []
+    for k in sorted(counts, key=lambda k: order.index(k) if k in order else 0):
+        one, many = KIND_WORDS.get(k, (k, k))
+        out.append(f"• {counts[k]} {one if counts[k] == 1 else many}")
+    return out
+
+
+def quit_on_signals(window: MainWindow) -> None:
+    """SIGTERM (logout, ``kill``) and SIGINT (Ctrl-C) close the window as Quit does: the scan is
+    cancelled, its process and the thumbnail workers end, settings are saved.
+
+    Python runs a signal handler only when the interpreter gets control, and Qt's event loop does
+    not give it any: a timer hands it a turn every quarter second."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def close(signum, _frame):
+        logging.getLogger(__name__).info("signal %d: closing", signum)
+        QTimer.singleShot(0, window.close)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, close)
+    window._signal_timer = timer = QTimer(window)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
 
 
 def keep_garbage_collections_short() -> None:
