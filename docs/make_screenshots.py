@@ -1,6 +1,10 @@
-"""Regenerate docs/screenshots/: the main window during a scan and the review panel with groups.
+"""Regenerate docs/screenshots/: the main window during a scan, the review panel (a camera photo
+beside its edited copies), a RAW + JPEG pair and the trash confirmation.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python docs/make_screenshots.py PHOTO_FOLDER [--out docs/screenshots]
+
+PHOTO_FOLDER: any folder of photos (the dev corpus makes a good one); the review examples are
+generated into it under doppel-screenshot-examples/ (removed afterwards).
 
 Uses a throw-away library and settings so a person's own library is untouched.
 """
@@ -8,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -32,6 +37,8 @@ def main():
     app = QApplication(sys.argv[:1])
     app.setApplicationName("Doppel")
     app.setWindowIcon(app_icon())
+    examples = Path(args.folder) / "doppel-screenshot-examples"
+    make_examples(examples)
     w = MainWindow()
     w.add_folders([args.folder])
     w.show()
@@ -48,10 +55,40 @@ def main():
             shot["scan"] = True
             w.grab().save(str(out / "scanning.png"))
 
+    def select(name: str) -> None:
+        for i in range(w.model.rowCount()):
+            if any(m.row.path.endswith(name) for m in w.model.group(i).members):
+                w.groups.setCurrentIndex(w.model.index(i))
+                w.groups.scrollTo(w.model.index(i))
+                return
+
     def finished(result):
         def take():
+            select("IMG_0001.jpg")
+            QTimer.singleShot(1500, review)
+
+        def review():
             w.grab().save(str(out / "review.png"))
+            select("DSC_0002.dng")
+            QTimer.singleShot(1500, raw_pair)
+
+        def raw_pair():
+            w.grab().save(str(out / "raw-jpeg.png"))
+            from PySide6.QtWidgets import QMessageBox
+
+            from app.gui.main_window import kind_counts
+            chosen = w.model.to_trash()
+            box = QMessageBox(QMessageBox.Icon.Question, "Doppel",
+                              f"Move {len(chosen)} files to the trash?\n\n" + "\n".join(kind_counts(chosen)),
+                              QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, w)
+            box.show()
+            QTimer.singleShot(500, lambda: confirm(box))
+
+        def confirm(box):
+            box.grab().save(str(out / "trash-confirmation.png"))
+            box.close()
             print(f"{len(result.groups)} groups; screenshots in {out}")
+            shutil.rmtree(examples, ignore_errors=True)
             app.quit()
         # let the thumbnails arrive first
         QTimer.singleShot(2500, take)
@@ -62,6 +99,22 @@ def main():
     poll.start(100)
     w.start_scan()
     app.exec()
+
+
+def make_examples(root: Path) -> None:
+    """A camera JPEG with larger grayscale, watermarked and mirrored copies and a smaller export;
+    a RAW (a real DNG) beside the camera's JPEG of the same shot."""
+    from tests import imagegen as ig
+
+    a = ig.photo(61, (1200, 800))
+    ig.save(a, root / "DCIM" / "IMG_0001.jpg", quality=85, exif=ig.camera_exif())
+    ig.save(ig.grayscale(a), root / "Edited" / "IMG_0001 gray.jpg", quality=98)
+    ig.save(ig.watermarked(a), root / "Web" / "IMG_0001 sample.jpg", quality=98)
+    ig.save(a.transpose(0), root / "Edited" / "IMG_0001 mirror.jpg", quality=98)
+    ig.save(ig.resized(a, 0.5), root / "Export" / "IMG_0001 small.jpg", quality=90)
+    b = ig.photo(65, (1200, 800))
+    ig.dng(b, root / "DCIM" / "DSC_0002.dng", preview_side=160)
+    ig.save(b, root / "DCIM" / "DSC_0002.jpg", quality=95, exif=ig.camera_exif("NIKON CORPORATION", "NIKON D7500"))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ ranking.py orders a group's members on these; the card and the report show them.
 from __future__ import annotations
 
 from collections import Counter, deque
+from functools import lru_cache
 from typing import Optional
 
 import numpy as np
@@ -211,7 +212,8 @@ def _tone_labels(ids: list[int], facts: dict[int, dict], grays: dict, out: dict[
                 out[i].append("colour")
 
 
-def _gray_view(path: str) -> Optional[np.ndarray]:
+@lru_cache(maxsize=32)  # a keeper is compared with each of its copies in turn
+def _gray_view(path: str, size: int, mtime_ns: int) -> Optional[np.ndarray]:
     from PIL import Image, ImageOps
 
     from app.core.decode import _to_rgb
@@ -251,7 +253,7 @@ def overlay_side(a, b) -> str:
         return _OVERLAYS[key]
     side = ""
     try:
-        ga, gb = _gray_view(a.path), _gray_view(b.path)
+        ga, gb = _gray_view(a.path, a.size, a.mtime_ns), _gray_view(b.path, b.size, b.mtime_ns)
         if ga.size and gb.size and abs(ga.shape[0] / ga.shape[1] - gb.shape[0] / gb.shape[1]) < 0.02:
             gb = _matched_tone(cv2.resize(gb, (ga.shape[1], ga.shape[0]), interpolation=cv2.INTER_AREA), ga)
             diff = np.abs(cv2.GaussianBlur(ga, (0, 0), 1.0) - cv2.GaussianBlur(gb, (0, 0), 1.0))

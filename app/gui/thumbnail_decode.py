@@ -19,8 +19,18 @@ def decode_thumbnail(path: str, side: int) -> tuple[int, int, bytes, str]:
     orientation applied. Raises whatever Pillow raises on a file it cannot read."""
     from PIL import Image, ImageOps
 
+    from app.core import raw
     from app.core.decode import _to_rgb
 
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    if raw.is_raw(path, head):  # LibRaw's rendering, never the small preview Pillow would show
+        with open(path, "rb") as f:
+            im, _, _, error = raw.decode(f.read(), side)
+        if error:
+            raise OSError(error)
+        im.thumbnail((side, side))
+        return im.width, im.height, im.tobytes("raw", "RGB"), ""
     with Image.open(path) as im:
         exif = im.getexif()
         taken = ""
