@@ -66,9 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="files here are never suggested for the trash (repeatable)")
     s.add_argument("--keep", choices=KEEPER_RULES, default=None,
                    help="which copy to suggest keeping (default: the original; see the README)")
-    s.add_argument("--select-edited", action="store_true", default=None,
+    s.add_argument("--select-edited", action="store_true",
                    help="preselect edited copies (crops, turns, grayscale ...) for the trash as well")
-    s.add_argument("--trash-jpeg-with-raw", action="store_true", default=None,
+    s.add_argument("--trash-jpeg-with-raw", action="store_true",
                    help="preselect the JPEG of a RAW + JPEG pair for the trash")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     sub.add_parser("journal", help="list the files Doppel moved to the trash")
@@ -87,8 +87,8 @@ def cmd_scan(args) -> int:
     settings = Settings.load()
     similarity = args.similarity if args.similarity is not None else settings.similarity
     settings.keeper_rule = args.keep or settings.keeper_rule
-    settings.select_edited = settings.select_edited if args.select_edited is None else True
-    settings.trash_jpeg_with_raw = settings.trash_jpeg_with_raw if args.trash_jpeg_with_raw is None else True
+    settings.select_edited = settings.select_edited or args.select_edited
+    settings.trash_jpeg_with_raw = settings.trash_jpeg_with_raw or args.trash_jpeg_with_raw
     bar = None if args.quiet else ProgressBar()
     progress = Progress(bar)
     previous = signal.getsignal(signal.SIGINT)

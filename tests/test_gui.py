@@ -606,7 +606,7 @@ def test_sigterm_or_sigint_closes_the_app_and_leaves_no_process_behind(tmp_path,
     import sys
     import time
 
-    from tests.test_scan_pipeline import _alive, _children
+    from tests.test_scan_pipeline import _children, await_workers, still_alive
 
     root = tmp_path / "p"
     for n in range(40):
@@ -618,22 +618,12 @@ def test_sigterm_or_sigint_closes_the_app_and_leaves_no_process_behind(tmp_path,
                             cwd=Path(__file__).resolve().parent.parent, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        workers: set[int] = set()
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and proc.poll() is None:
-            workers |= _children(proc.pid)
-            if len(workers) >= 3:  # the scan's process and its decoders
-                break
-            time.sleep(0.05)
-        assert len(workers) >= 3, "the app started no worker processes"
+        workers = await_workers(proc, 3, 90)  # the scan's process and its decoders
         time.sleep(0.5)
         workers |= _children(proc.pid)
         proc.send_signal(getattr(signal, signame))
         assert proc.wait(60) == 0, proc.stderr.read().decode(errors="replace")[-2000:]
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for p in workers):
-            time.sleep(0.1)
-        assert {p for p in workers if _alive(p)} == set()
+        assert still_alive(workers) == set()
         assert b"Traceback" not in proc.stderr.read()
     finally:
         if proc.poll() is None:

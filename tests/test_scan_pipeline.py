@@ -261,6 +261,27 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def await_workers(proc, least: int, seconds: float = 60) -> set[int]:
+    """The processes descended from ``proc`` once there are at least ``least`` of them."""
+    workers: set[int] = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers |= _children(proc.pid)
+        if len(workers) >= least:
+            break
+        time.sleep(0.05)
+    assert len(workers) >= least, f"{len(workers)} worker processes started, not {least}"
+    return workers
+
+
+def still_alive(workers: set[int], seconds: float = 10) -> set[int]:
+    """Those of ``workers`` still alive after waiting up to ``seconds`` for them to end."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.1)
+    return {p for p in workers if _alive(p)}
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads processes from /proc")
 def test_a_scan_killed_with_sigkill_leaves_no_worker_process_behind(tmp_path):
     import signal
@@ -275,20 +296,10 @@ def test_a_scan_killed_with_sigkill_leaves_no_worker_process_behind(tmp_path):
     proc = subprocess.Popen(scan_cmd, cwd=Path(__file__).resolve().parent.parent, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        workers: set[int] = set()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            workers |= _children(proc.pid)
-            if len(workers) >= 2:  # the decoders (and multiprocessing's resource tracker)
-                break
-            time.sleep(0.05)
-        assert len(workers) >= 2, "the scan started no worker processes"
+        workers = await_workers(proc, 2)  # the decoders (and multiprocessing's resource tracker)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for p in workers):
-            time.sleep(0.1)
-        left = {p: open(f"/proc/{p}/cmdline").read().replace("\0", " ")[:150] for p in workers if _alive(p)}
+        left = {p: open(f"/proc/{p}/cmdline").read().replace("\0", " ")[:150] for p in still_alive(workers)}
         assert left == {}
     finally:
         if proc.poll() is None:

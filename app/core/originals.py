@@ -18,6 +18,8 @@ from typing import Optional
 
 import numpy as np
 
+from app.core import verify
+
 # A photo is grayscale when 99 % of its pixels have their three channels within this many levels
 # (of 255) of each other: a gray image saved as colour JPEG keeps its channels within a few levels
 # (chroma subsampling, rounding), while a colour photo has more than 1 % of its pixels further
@@ -107,33 +109,21 @@ def provenance(facts: Optional[dict], fmt: str) -> int:
 
 
 # -- the dihedral group: t in 0..7 as verify.dihedral applies it ------------------------------
-def _table() -> tuple[list[list[int]], list[int]]:
-    from app.core.verify import dihedral
-
-    probe = np.arange(6).reshape(2, 3)
-    seen = {dihedral(probe, t).tobytes() + bytes(dihedral(probe, t).shape): t for t in range(8)}
-    comp = [[seen[dihedral(dihedral(probe, s), t).tobytes() + bytes(dihedral(dihedral(probe, s), t).shape)]
-             for t in range(8)] for s in range(8)]
-    inv = [next(t for t in range(8) if comp[s][t] == 0) for s in range(8)]
-    return comp, inv
-
-
 _COMPOSE: list[list[int]] = []
-_INVERSE: list[int] = []
 
 
 def compose(s: int, t: int) -> int:
-    """The transform that applies ``s`` then ``t``."""
+    """The transform that applies ``s`` then ``t`` (verify.dihedral's t in 0..7), read off a probe."""
     if not _COMPOSE:
-        c, i = _table()
-        _COMPOSE.extend(c)
-        _INVERSE.extend(i)
+        dihedral = verify.dihedral
+        probe = np.arange(6).reshape(2, 3)
+
+        def seen(a: np.ndarray) -> bytes:
+            return a.tobytes() + bytes(a.shape)
+
+        of = {seen(dihedral(probe, t)): t for t in range(8)}
+        _COMPOSE.extend([[of[seen(dihedral(dihedral(probe, a), b))] for b in range(8)] for a in range(8)])
     return _COMPOSE[s][t]
-
-
-def inverse(t: int) -> int:
-    compose(0, 0)
-    return _INVERSE[t]
 
 
 def edits(ids: list[int], matches: dict, facts: dict[int, dict], fmt: dict[int, str]) -> dict[int, list[str]]:
@@ -159,7 +149,7 @@ def edits(ids: list[int], matches: dict, facts: dict[int, dict], fmt: dict[int, 
     for (a, b), m in matches.items():
         if m.how in ("frame", "crop", "turn") and a in links and b in links:
             links[a].append((b, m.transform))  # o[b] = compose(t, o[a])
-            links[b].append((a, inverse(m.transform)))
+            links[b].append((a, verify.inverse(m.transform)))
     orient: dict[int, int] = {}
     for start in ids:
         if start in orient:
@@ -183,7 +173,7 @@ def edits(ids: list[int], matches: dict, facts: dict[int, dict], fmt: dict[int, 
         if len(best) == 1:
             up = best[0]
             for i in ids:
-                r = compose(orient[i], inverse(up))
+                r = compose(orient[i], verify.inverse(up))
                 if r >= 4:
                     out[i].append("mirrored")
                 elif r:
@@ -198,18 +188,31 @@ def _tone_labels(ids: list[int], facts: dict[int, dict], grays: dict, out: dict[
     whole = [i for i in tones if "crop" not in out[i]]
     if len(whole) < 2:
         return
-    mean = float(np.median([tones[i][0] for i in whole]))
-    spread = float(np.median([tones[i][1] for i in whole]))
+    usual = (float(np.median([tones[i][0] for i in whole])), float(np.median([tones[i][1] for i in whole])))
     for i in whole:
-        m, sd = tones[i]
-        if abs(m - mean) > TONE_SHIFT or (spread > 0 and abs(sd / spread - 1) > CONTRAST_SHARE):
+        if tone_change(tones[i], usual):
             out[i].append("tone")
     colour = [i for i in whole if grays.get(i) is False]
     if len(colour) >= 2:
         c = float(np.median([facts[i]["chroma"] for i in colour]))
         for i in colour:
-            if abs(facts[i]["chroma"] - c) > CHROMA_SHARE * max(c, GRAY_CHROMA):
+            if colour_changed(facts[i]["chroma"], c):
                 out[i].append("colour")
+
+
+def tone_change(tone, ref) -> str:
+    """How ``tone`` (mean, spread of the gray levels) differs from ``ref``'s: "brighter",
+    "darker", "contrast changed", or "" (within what resizing and re-encoding move)."""
+    if abs(tone[0] - ref[0]) > TONE_SHIFT:
+        return "brighter" if tone[0] > ref[0] else "darker"
+    if ref[1] > 0 and abs(tone[1] / ref[1] - 1) > CONTRAST_SHARE:
+        return "contrast changed"
+    return ""
+
+
+def colour_changed(chroma: float, ref: float) -> bool:
+    """Is a colour photo's chroma off ``ref`` by more than resizing and re-encoding move it?"""
+    return abs(chroma - ref) > CHROMA_SHARE * max(ref, GRAY_CHROMA)
 
 
 @lru_cache(maxsize=32)  # a keeper is compared with each of its copies in turn
@@ -229,8 +232,6 @@ def _gray_view(path: str, size: int, mtime_ns: int) -> Optional[np.ndarray]:
 def _matched_tone(b: np.ndarray, a: np.ndarray) -> np.ndarray:
     """``b``'s gray levels mapped onto ``a``'s by rank, each level of b to the mean of a's levels
     at its ranks (a level b holds for many pixels, as clipped highlights, stays one level)."""
-    import cv2  # noqa: F401 - the callers' dependency, imported with them
-
     levels = np.clip(np.rint(b), 0, 255).astype(np.int64).ravel()
     ranked = np.sort(a.ravel()).astype(np.float64)
     count = np.bincount(levels, minlength=256)

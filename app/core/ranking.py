@@ -26,10 +26,9 @@ preselects nothing until a person has looked at it (the window does that when it
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
 
-from app.core import originals
-from app.core.grouping import Group, Member
+from app.core import originals, verify
+from app.core.grouping import Group, Member, representatives
 from app.core.walk import inside
 
 # A copy whose content fills less than this share of it carries an added frame (a border, bars, a
@@ -94,35 +93,20 @@ def keeper_key(rule: str, edits: dict[int, list[str]], preferred_folder: str = "
 
 
 def _representatives(group: Group) -> dict[int, int]:
-    """member id -> the id standing for its byte-identical set in ``group.matches`` (the first path,
-    as grouping.representatives picks it)."""
-    first: dict[str, tuple[str, int]] = {}
-    for m in group.members:
-        r = m.row
-        if r.sha256 not in first or r.path < first[r.sha256][0]:
-            first[r.sha256] = (r.path, r.id)
-    return {m.row.id: first[m.row.sha256][1] for m in group.members}
+    """member id -> the id standing for its byte-identical set in ``group.matches``."""
+    _, by_sha = representatives([m.row for m in group.members])
+    return {m.row.id: by_sha[m.row.sha256][0].id for m in group.members}
 
 
 def _match(group: Group, rep: dict[int, int], a: int, b: int):
     """The verified match between members a and b, as seen from a (dihedral(b, t) lines b up
     with a), or None."""
-    from app.core import verify
-
     x, y = rep[a], rep[b]
     m = group.matches.get((x, y))
     if m is not None:
         return m
     m = group.matches.get((y, x))
-    if m is None:
-        return None
-    from dataclasses import replace
-    return replace(m, transform=verify.inverse(m.transform), outer="b" if m.outer == "a" else "a")
-
-
-def _tone(facts) -> tuple | None:
-    t = (facts or {}).get("tone")
-    return tuple(t) if t else None
+    return None if m is None else verify.swapped(m)
 
 
 def kind_of(m: Member, keeper: Member, group: Group, rep: dict[int, int], edits: dict[int, list[str]]) -> tuple[str, list[str]]:
@@ -146,16 +130,12 @@ def kind_of(m: Member, keeper: Member, group: Group, rep: dict[int, int], edits:
             changed.append("crop or zoom" if match.outer == "a" else "shows more than the keeper")
         if match.transform and not {"mirrored", "turned"} & set(changed):
             changed.append("mirrored" if match.transform >= 4 else "turned")
-    tr, tk = _tone(r.facts), _tone(k.facts)
-    if tr and tk:
-        if abs(tr[0] - tk[0]) > originals.TONE_SHIFT:
-            changed.append("brighter" if tr[0] > tk[0] else "darker")
-        elif tk[1] > 0 and abs(tr[1] / tk[1] - 1) > originals.CONTRAST_SHARE:
-            changed.append("contrast changed")
-    cr, ck = (r.facts or {}).get("chroma"), (k.facts or {}).get("chroma")
+    fr, fk = r.facts or {}, k.facts or {}
+    if fr.get("tone") and fk.get("tone") and (change := originals.tone_change(fr["tone"], fk["tone"])):
+        changed.append(change)
     gray_r = originals.is_gray(r.facts)
-    if cr is not None and ck is not None and not gray_r and not originals.is_gray(k.facts) \
-            and abs(cr - ck) > originals.CHROMA_SHARE * max(ck, originals.GRAY_CHROMA):
+    if "chroma" in fr and "chroma" in fk and not gray_r and not originals.is_gray(k.facts) \
+            and originals.colour_changed(fr["chroma"], fk["chroma"]):
         changed.append("colour changed")
     if gray_r and originals.is_gray(k.facts) is False and "grayscale copy" not in changed:
         changed.append("grayscale copy")
@@ -173,8 +153,8 @@ def keeper_reason(keeper: Member, runner_up: Member | None, edits: dict[int, lis
     if runner_up is None:
         return "suggested keeper"
     k, r = keeper.row, runner_up.row
-    if options.rule != "original" and keeper_key(options.rule, edits, options.preferred_folder)(keeper)[0] != \
-            keeper_key(options.rule, edits, options.preferred_folder)(runner_up)[0]:
+    key = keeper_key(options.rule, edits, options.preferred_folder)
+    if options.rule != "original" and key(keeper)[0] != key(runner_up)[0]:
         return {"largest-file": "the largest file", "oldest": "the oldest file", "newest": "the newest file",
                 "preferred-folder": "in the preferred folder",
                 "highest-resolution": "the most pixels"}.get(options.rule, "your rule")
@@ -231,7 +211,7 @@ def rank_group(group: Group, options: Options | None = None) -> None:
     options = options or Options()
     rep = _representatives(group)
     reps = sorted(set(rep.values()))
-    facts = {i: m.row.facts for m in group.members for i in (m.row.id,) if i in reps}
+    facts = {m.row.id: m.row.facts for m in group.members if m.row.id in rep.values()}
     fmt = {m.row.id: m.row.format for m in group.members}
     rep_edits = originals.edits(reps, group.matches, facts, fmt)
     edits = {m.row.id: rep_edits.get(rep[m.row.id], []) for m in group.members}

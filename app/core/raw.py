@@ -50,11 +50,7 @@ def _tiff_has_tag(head: bytes, tag: int) -> bool:
 def is_raw(path: str, head: bytes) -> bool:
     """A RAW by its extension, or by content: a DNG's version tag, or a RAW format's own magic
     (Fujifilm RAF, Olympus ORF, Panasonic RW2, Canon CR3)."""
-    if os.path.splitext(path)[1].lower() in RAW_EXTENSIONS:
-        return True
-    if head.startswith(b"FUJIFILMCCD-RAW") or head[:4] in (b"IIRO", b"IIRS", b"MMOR", b"IIU\x00"):
-        return True
-    if head[4:12] == b"ftypcrx ":
+    if os.path.splitext(path)[1].lower() in RAW_EXTENSIONS or sniff(head):
         return True
     return _tiff_has_tag(head[:65536], DNG_VERSION_TAG)
 

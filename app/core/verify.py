@@ -361,7 +361,11 @@ def judged(pa: Prepared, pb: Prepared, cosine: float = 1.0) -> Match:
     folder (other ids) must get the same verdict."""
     if pb.key >= pa.key:
         return best_match(pa, pb, cosine=cosine)
-    m = best_match(pb, pa, cosine=cosine)
+    return swapped(best_match(pb, pa, cosine=cosine))
+
+
+def swapped(m: Match) -> Match:
+    """The match ``m`` of (a, b) as seen from b: the transform undone, the outer side swapped."""
     return replace(m, transform=inverse(m.transform), outer="b" if m.outer == "a" else "a")
 
 

@@ -101,18 +101,20 @@ class MainWindow(QMainWindow):
         self.keeper_rule.currentIndexChanged.connect(self.regroup)
         tb.addWidget(self.keeper_rule)
         # What is preselected for the trash: copies at no loss only, unless these say more
-        self.select_edited = QCheckBox("Also select edits")
-        self.select_edited.setToolTip("Also select edited copies: preselect crops, turned, mirrored, grayscale, "
-                                      "framed, watermarked and tone-edited copies for the trash as well")
-        self.select_edited.setChecked(self.settings.select_edited)
-        self.select_edited.toggled.connect(self.regroup)
-        tb.addWidget(self.select_edited)
-        self.trash_jpeg_with_raw = QCheckBox("Trash JPEGs with a RAW")
-        self.trash_jpeg_with_raw.setToolTip("Trash JPEGs that have a RAW: in a RAW + JPEG pair, preselect the JPEG "
-                                            "(the RAW is always kept)")
-        self.trash_jpeg_with_raw.setChecked(self.settings.trash_jpeg_with_raw)
-        self.trash_jpeg_with_raw.toggled.connect(self.regroup)
-        tb.addWidget(self.trash_jpeg_with_raw)
+        def option(label: str, tip: str, checked: bool) -> QCheckBox:
+            box = QCheckBox(label)
+            box.setToolTip(tip)
+            box.setChecked(checked)
+            box.toggled.connect(self.regroup)
+            tb.addWidget(box)
+            return box
+
+        self.select_edited = option("Also select edits", "Also select edited copies: preselect crops, turned, "
+                                    "mirrored, grayscale, framed, watermarked and tone-edited copies for the trash "
+                                    "as well", self.settings.select_edited)
+        self.trash_jpeg_with_raw = option("Trash JPEGs with a RAW", "Trash JPEGs that have a RAW: in a RAW + JPEG "
+                                          "pair, preselect the JPEG (the RAW is always kept)",
+                                          self.settings.trash_jpeg_with_raw)
         tb.addSeparator()
         tb.addAction(self.journal_action)
 

@@ -24,9 +24,9 @@ def decode_thumbnail(path: str, side: int) -> tuple[int, int, bytes, str]:
 
     with open(path, "rb") as f:
         head = f.read(65536)
-    if raw.is_raw(path, head):  # LibRaw's rendering, never the small preview Pillow would show
-        with open(path, "rb") as f:
-            im, _, _, error = raw.decode(f.read(), side)
+        data = head + f.read() if raw.is_raw(path, head) else None
+    if data is not None:  # LibRaw's rendering, never the small preview Pillow would show
+        im, _, _, error = raw.decode(data, side)
         if error:
             raise OSError(error)
         im.thumbnail((side, side))
