@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 
@@ -318,8 +318,10 @@ def positive_pairs(outcomes: dict[tuple[int, int], tuple[float, verify.Match]]) 
     return [Pair(a, b, cos, m) for (a, b), (cos, m) in sorted(outcomes.items()) if m.score >= loosest]
 
 
-def complete_linkage(nodes: list[int], pairs: list[Pair], bridge=None, edges_out: Optional[dict] = None) -> list[list[int]]:
-    """Merge clusters only when every cross pair is vouched for.
+def complete_linkage(nodes: list[int], pairs: list[Pair], bridge=None, edges_out: Optional[dict] = None,
+                     apart: frozenset = frozenset()) -> list[list[int]]:
+    """Merge clusters only when every cross pair is vouched for, and none is ``apart`` (the user
+    marked them not duplicates: decisions.py; both orders given).
 
     A cross pair (x, y) is vouched for when it was verified itself, or when a member z of the
     merged cluster covers both (verify.covers: z shows the same frame as each, or contains
@@ -399,6 +401,9 @@ def complete_linkage(nodes: list[int], pairs: list[Pair], bridge=None, edges_out
             continue
         merged = cluster[ca] + cluster[cb]
         members = set(merged)
+        if apart and any((x, y) in apart for x in cluster[ca] for y in cluster[cb]):
+            failed.add(attempt)
+            continue
         # cheap test first: a cross pair that nothing in the merged cluster could cover and that
         # shares no verified neighbour there (what bridge() needs) dooms the merge
         if any((x, y) not in edge and not (reach(x) & reach(y) & members)
@@ -450,7 +455,7 @@ def anchor_of(cluster: list[int], matches: dict, by_id: dict[int, Row]) -> int:
 
 
 def anchored(clusters: list[list[int]], pairs: list[Pair], by_id: dict[int, Row], bridge=None,
-             edges_out: Optional[dict] = None) -> list[list[int]]:
+             edges_out: Optional[dict] = None, apart: frozenset = frozenset()) -> list[list[int]]:
     """Group integrity: every member of a group is verified directly against the member that
     shows the most (``anchor_of``), not only vouched for through others. A member that is not
     is split off; the members split off are linked again among themselves, under the same rule.
@@ -469,7 +474,8 @@ def anchored(clusters: list[list[int]], pairs: list[Pair], by_id: dict[int, Row]
         if len(rest) > 1:
             split = set(rest)
             inner = [p for p in pairs if p.a in split and p.b in split]
-            todo.extend(complete_linkage(sorted(rest, key=lambda i: (by_id[i].path, i)), inner, bridge, edges_out))
+            todo.extend(complete_linkage(sorted(rest, key=lambda i: (by_id[i].path, i)), inner, bridge, edges_out,
+                                         apart))
     return out
 
 
@@ -519,10 +525,12 @@ def make_bridge(pairs: list[Pair], by_id: dict[int, Row], threshold: float, over
 GROUPING_VERSION = 3
 
 
-def grouping_key(rows: list[Row], pairs: list[Pair], similarity: float) -> str:
+def grouping_key(rows: list[Row], pairs: list[Pair], similarity: float, apart: Iterable = ()) -> str:
     """A digest of everything groups_from_pairs reads: the rows' identities and contents (SHA-256
-    stands for the signature), every verified pair and the threshold."""
+    stands for the signature), every verified pair, the threshold and the parted contents."""
     h = hashlib.sha256(f"{GROUPING_VERSION}:{verify.VERSION}:{verify_threshold(similarity):.6f}".encode())
+    for a, b in sorted(apart):
+        h.update(f"apart:{a}:{b};".encode())
     for r in sorted(rows, key=lambda r: r.id):
         h.update(f"{r.id}:{r.sha256};".encode())
     for p in sorted(pairs, key=lambda p: (p.a, p.b)):
@@ -564,17 +572,26 @@ def representatives(rows: list[Row]):
 
 
 def groups_from_pairs(rows: list[Row], pairs: list[Pair], similarity: float = 0.5,
-                      overlaps: Optional[dict] = None) -> list[Group]:
+                      overlaps: Optional[dict] = None, apart: Iterable = ()) -> list[Group]:
+    """``apart``: pairs of contents (SHA-256) the user marked not duplicates (decisions.py): no
+    verified pair, cover or bridge puts them in one group."""
     reps, by_sha = representatives(rows)
     by_id = {r.id: r for r in rows}
     rep_of = {r.id: by_sha[r.sha256][0].id for r in rows}
     members_of = {rep.id: by_sha[rep.sha256] for rep in reps}
+    rep_by_sha = {rep.sha256: rep.id for rep in reps}
+    parted = set()
+    for a, b in apart:
+        if a in rep_by_sha and b in rep_by_sha:
+            parted |= {(rep_by_sha[a], rep_by_sha[b]), (rep_by_sha[b], rep_by_sha[a])}
+    parted = frozenset(parted)
     threshold = verify_threshold(similarity)
-    pairs = [p for p in pairs if p.match.score >= threshold and p.a in members_of and p.b in members_of]
+    pairs = [p for p in pairs if p.match.score >= threshold and p.a in members_of and p.b in members_of
+             and (p.a, p.b) not in parted]
     edge_scores: dict[tuple[int, int], float] = {}
     bridge = make_bridge(pairs, by_id, threshold, overlaps)
-    clusters = anchored(complete_linkage([r.id for r in reps], pairs, bridge, edge_scores), pairs, by_id, bridge,
-                        edge_scores)
+    clusters = anchored(complete_linkage([r.id for r in reps], pairs, bridge, edge_scores, parted), pairs, by_id,
+                        bridge, edge_scores, parted)
     in_cluster = {x for c in clusters for x in c}
     scores = {(p.a, p.b): p.match for p in pairs}
     groups = []

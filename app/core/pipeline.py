@@ -20,13 +20,13 @@ from typing import Callable, Iterable, Iterator, Optional
 import numpy as np
 
 from app import __version__
-from app.core import content, grouping, pair_cache, ranking, verify
+from app.core import content, decisions, grouping, pair_cache, ranking, verify
 from app.core.allocator import keep_freed_memory, release_freed_memory
 from app.core.decode import Decoded, decode_file
 from app.core.library import Library, Row, path_id
 from app.core.lifeline import exit_with_parent
 from app.core.pair_cache import PairCache
-from app.core.progress import Cancelled, Progress
+from app.core.progress import Cancelled, Progress, ScanPlan
 from app.core.walk import FileEntry, WalkProblem, inside, walk
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class ScanResult:
     problems: list[Problem] = field(default_factory=list)
     pairs: list[grouping.Pair] = field(default_factory=list)  # verified at the loosest setting
     overlaps: dict = field(default_factory=dict)  # grouping.make_bridge's, reused by regroup()
+    apart: set = field(default_factory=set)  # contents the user marked not duplicates (decisions.py)
 
     def regroup(self, similarity: float, review: Optional[ranking.Options] = None) -> None:
         """New groups for another similarity setting, from the stored pairs: no rescan."""
@@ -73,7 +74,7 @@ class ScanResult:
         """The groups ``regroup`` would set, without setting them (a front end computes them in
         another thread: 0.7-5.4 s for the 5,000-photo timing corpus). Only the overlap checks
         it keeps for the next call change: one call at a time."""
-        groups = grouping.groups_from_pairs(self.rows, self.pairs, similarity, self.overlaps)
+        groups = grouping.groups_from_pairs(self.rows, self.pairs, similarity, self.overlaps, self.apart)
         ranking.rank_groups(groups, review)
         return groups
 
@@ -182,8 +183,10 @@ class PartialGroups:
     FEWEST_NEIGHBOURS = 4
 
     def __init__(self, callback: Callable, every: float, similarity: float, rank,
-                 cache: Optional[PairCache] = None, workers: int = 0, floor: float = grouping.CANDIDATE_COSINE):
+                 cache: Optional[PairCache] = None, workers: int = 0, floor: float = grouping.CANDIDATE_COSINE,
+                 apart: Iterable = ()):
         self.callback, self.every = callback, every
+        self.apart = apart
         self.floor = floor  # grouping.candidate_floor of the model
         self.similarity, self.rank = similarity, rank
         self.cache = cache
@@ -281,6 +284,10 @@ class PartialGroups:
             loosest = grouping.verify_threshold(0.0)
             self.rejected.update(k for k, (_, m) in done.items() if m.score < loosest)
 
+    def pending(self) -> int:
+        """Chunks of pairs sent to the workers and not yet taken back."""
+        return len(self._sent)
+
     def done_reading(self) -> None:
         """Finish the chunks sent, stop the workers and drop the vectors: the final stage gathers
         its own matrix (up to 1.6 GB of float32 at 100,000 photos with ResNet-50, held beside it
@@ -299,7 +306,8 @@ class PartialGroups:
     def emit(self) -> None:
         self._last = time.monotonic()
         pairs = grouping.positive_pairs(self.outcomes)
-        groups = grouping.groups_from_pairs(list(self.rows.values()), pairs, self.similarity, self.overlaps)
+        groups = grouping.groups_from_pairs(list(self.rows.values()), pairs, self.similarity, self.overlaps,
+                                            self.apart)
         self.rank(groups)
         # The front end needs no vectors, signatures or pair scores (ranked here), and the
         # window receives these through a pipe: its thread that unpickles them holds the
@@ -466,14 +474,15 @@ def attach_signatures(library: Library, by_id: dict[int, Row], ids, cache: Optio
 
 
 def group_rows(good: list[Row], pairs: list[grouping.Pair], similarity: float, library: Library,
-               cache: Optional[PairCache], keep_signatures: bool, overlaps: Optional[dict] = None) -> list[grouping.Group]:
+               cache: Optional[PairCache], keep_signatures: bool, overlaps: Optional[dict] = None,
+               apart: Iterable = ()) -> list[grouping.Group]:
     """groups_from_pairs, or the groups it made last time from exactly these rows and pairs.
 
     Linking is the costliest part of an unchanged rescan; what it reads is summed up in
     grouping.grouping_key. Rows in a pair get their signatures when linking needs them
     (bridging, group kinds) or the caller will regroup (``keep_signatures``).
     """
-    key = grouping.grouping_key(good, pairs, similarity)
+    key = grouping.grouping_key(good, pairs, similarity, apart)
     stored = cache.grouping(key) if cache is not None else None
     groups = grouping.groups_from_json(good, stored) if stored else None
     if groups is not None:
@@ -483,7 +492,7 @@ def group_rows(good: list[Row], pairs: list[grouping.Pair], similarity: float, l
         attach_signatures(library, {r.id: r for r in good}, {i for p in pairs for i in (p.a, p.b)}, cache,
                           remember=True)
     if groups is None:
-        groups = grouping.groups_from_pairs(good, pairs, similarity, overlaps)
+        groups = grouping.groups_from_pairs(good, pairs, similarity, overlaps, apart)
         if cache is not None:
             cache.add_grouping(key, grouping.groups_to_json(groups))
     return groups
@@ -500,18 +509,20 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
     progress = progress or Progress()
     keep_freed_memory()
 
-    def rank(groups):
-        ranking.rank_groups(groups, review)
+    def rank(groups, progress=None):
+        ranking.rank_groups(groups, review, progress)
 
     # open before the reading: the groups-so-far remember their outcomes in it as they come
     cache = PairCache.open(library.location, library.collection,
                            {"top_k": grouping.TOP_K, "candidate_cosine": grouping.CANDIDATE_COSINE,
                             "verify": verify.VERSION, "doppel": __version__})
+    apart = decisions.apart_for(library.location)
+    plan = ScanPlan(cache.stage_costs() if cache is not None else {})
     partial = None
     if on_partial:
         partial = PartialGroups(on_partial, partial_every, similarity, rank, cache,
                                 default_workers() if workers is None else workers,
-                                grouping.candidate_floor(embedder.name))
+                                grouping.candidate_floor(embedder.name), apart)
     try:
         written: dict[int, Row] = {}  # every row stored in this scan (vectors and signatures in memory)
         stored_rows: Optional[list[Row]] = None
@@ -543,6 +554,8 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
             stats.removed = len(vanished)
             todo = [e for e in entries if stored.get(e.path, (0, -1, -1))[1:] != (e.size, e.mtime_ns)]
             stats.skipped = len(entries) - len(todo)
+            plan.read, plan.photos = len(todo), len(entries)
+            progress.plan = plan  # the time left for the whole scan is told from here on
             if partial is not None:
                 partial.expected = len(entries)
 
@@ -615,27 +628,40 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
         # the groups-so-far updates checked these pairs' overlaps already (same verified outcomes)
         overlaps: dict = partial.overlaps if partial is not None else {}
         if partial is not None:
+            if partial.pending() and not progress.cancelled:
+                try:
+                    progress.start(0, "verify", "Checking the last pairs of the groups so far")
+                except Cancelled:  # asked just now: the pairs sent are finished all the same
+                    stats.cancelled = True
             partial.done_reading()
         if not stats.cancelled:
             try:
                 pairs = find_pairs(good, library, cache, pair_cache.scope_key(folders), progress,
                                    default_workers() if workers is None else max(workers, 1),
                                    partial.outcomes if partial else None, partial.rejected if partial else ())
-                groups = group_rows(good, pairs, similarity, library, cache, keep_signatures, overlaps)
+                progress.start(0, "group", f"Grouping {len(good)} photos by {len(pairs)} verified pairs")
+                groups = group_rows(good, pairs, similarity, library, cache, keep_signatures, overlaps, apart)
             except Cancelled:
                 stats.cancelled = True
         elif partial is not None:
             # a cancelled scan still shows the groups among what it read
             pairs = grouping.positive_pairs(partial.outcomes)
-            groups = grouping.groups_from_pairs(good, pairs, similarity)
-        rank(groups)
+            groups = grouping.groups_from_pairs(good, pairs, similarity, apart=apart)
+        try:
+            rank(groups, progress)
+        except Cancelled:  # the rest are ranked all the same: a cancelled scan shows what it found
+            stats.cancelled = True
+            rank(groups)
+        progress.finish()
+        if cache is not None and not stats.cancelled:
+            cache.set_stage_costs(plan.measured(progress.took))
         for r in good:  # searched: only signatures of paired photos are kept for regrouping
             r.vector = None
             r.features = None  # verification is done; regrouping reads signatures only
         stats.problems = len(problems)
         stats.seconds = round(time.monotonic() - t0, 3)
         return ScanResult(library.location, embedder.name, embedder.choice.notice, folders, stats, good, groups,
-                          problems, pairs, overlaps)
+                          problems, pairs, overlaps, apart)
     finally:
         if partial is not None:  # its worker processes, when the scan failed
             partial.done_reading()
