@@ -34,7 +34,11 @@ class ProgressBar:
             if unit == "MB":
                 done, total, rate = done / 1e6, total / 1e6, rate / 1e6
             line = (f"{u.stage:7s} [{'#' * fill}{'.' * (width - fill)}] {done:.0f}/{total:.0f} {unit} "
-                    f"{rate:.1f}/s ETA {format_eta(u.eta)}  {os.path.basename(u.current)[:40]}")
+                    f"{rate:.1f}/s ETA {format_eta(u.eta)}"
+                    + (f" (scan {format_eta(u.left)})" if u.left is not None else "")
+                    + f"  {os.path.basename(u.current)[:40]}")
+        if u.total <= 0 and u.left is not None:
+            line += f" (scan ETA {format_eta(u.left)})"
         if self.tty:
             self.stream.write("\r\x1b[K" + line[:150])
             self.stream.flush()

@@ -180,3 +180,15 @@ class PairCache:
                             [(i, stamps[i], sig.shape[0], sig.shape[1], sig.tobytes(), feats)
                              for i, (sig, feats) in signatures.items()])
         self.db.commit()
+
+    def stage_costs(self) -> dict:
+        """Seconds per photo of each scan stage as the last scan measured them (progress.ScanPlan)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'stage_costs'").fetchone()
+        try:
+            return json.loads(row[0]) if row else {}
+        except ValueError:
+            return {}
+
+    def set_stage_costs(self, costs: dict) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('stage_costs', ?)", (json.dumps(costs),))
+        self.db.commit()

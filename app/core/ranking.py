@@ -263,9 +263,14 @@ def describe(m: Member) -> str:
     return m.kind
 
 
-def rank_groups(groups: list[Group], options: Options | None = None) -> None:
+def rank_groups(groups: list[Group], options: Options | None = None, progress=None) -> None:
+    """Rank every group; ``progress`` (a Progress) counts the groups (reading overlays takes time)."""
+    if progress is not None:
+        progress.start(len(groups), "keeper", "Choosing the copy to keep in each group")
     for g in groups:
         rank_group(g, options)
+        if progress is not None:
+            progress.advance(1, g.members[0].row.path)
 
 
 def look_at(group: Group) -> None:
