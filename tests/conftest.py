@@ -10,6 +10,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["DOPPEL_OFFLINE"] = "1"
 # send2trash reads XDG_DATA_HOME once, at import: one throw-away trash for the whole session.
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="doppel-test-xdg-")
+# No desktop session bus: "Show in folder" must not open the tester's file manager. The D-Bus
+# tests start a private bus of their own (test_reveal.py).
+os.environ["DBUS_SESSION_BUS_ADDRESS"] = "unix:path=" + os.path.join(tempfile.mkdtemp(prefix="doppel-test-bus-"), "none")
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -41,3 +44,33 @@ def library(tmp_path, embedder):
     lib = Library(str(tmp_path / "lib" / "library.db"), embedder.name, embedder.dim)
     yield lib
     lib.close()
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """Two photos with copies (a: smaller and grayscale; b: re-encoded) and one alone."""
+    from tests import imagegen as ig
+
+    root = tmp_path / "photos"
+    a, b = ig.photo(51), ig.photo(52)
+    ig.save(a, root / "a.jpg")
+    ig.save(ig.resized(a, 0.5), root / "a_half.jpg")
+    ig.save(ig.grayscale(a), root / "a_gray.jpg")
+    ig.save(b, root / "b.jpg")
+    ig.save(b, root / "b_q50.jpg", quality=50)
+    ig.save(ig.photo(53), root / "c.jpg")
+    return root
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    """The main window on a library and settings of its own, shown offscreen."""
+    from app.gui.main_window import MainWindow
+    from app.settings import Settings
+
+    settings = Settings(library=str(tmp_path / "lib.db"), allow_download=False)
+    w = MainWindow(settings, settings_path=tmp_path / "settings.json")
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()

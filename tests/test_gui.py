@@ -12,31 +12,6 @@ from app.settings import Settings
 from tests import imagegen as ig
 
 
-@pytest.fixture
-def photos(tmp_path):
-    root = tmp_path / "photos"
-    a, b = ig.photo(51), ig.photo(52)
-    ig.save(a, root / "a.jpg")
-    ig.save(ig.resized(a, 0.5), root / "a_half.jpg")
-    ig.save(ig.grayscale(a), root / "a_gray.jpg")
-    ig.save(b, root / "b.jpg")
-    ig.save(b, root / "b_q50.jpg", quality=50)
-    ig.save(ig.photo(53), root / "c.jpg")
-    return root
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    from app.gui.main_window import MainWindow
-
-    settings = Settings(library=str(tmp_path / "lib.db"), allow_download=False)
-    w = MainWindow(settings, settings_path=tmp_path / "settings.json")
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
-
-
 def scan(qtbot, window, folder):
     window.add_folders([str(folder)])
     with qtbot.waitSignal(window.scan_finished, timeout=120_000) as blocker:

@@ -13,12 +13,15 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, Q
                                QListWidgetItem, QMainWindow, QMessageBox, QProgressBar, QProgressDialog,
                                QPushButton, QSlider, QSplitter, QToolBar, QVBoxLayout, QWidget)
 
-from app import APP_NAME
+from app import APP_NAME, paths
 from app.core import ranking
+from app.core.decisions import Decisions
+from app.core.trash import Journal, restore
 from app.core.progress import ProgressUpdate, format_eta
 from app.gui.compare_dialog import CompareDialog
 from app.gui.group_model import THUMB_SIDE, GroupListModel, human_size
 from app.gui.group_view import GroupView
+from app.gui.decisions_dialog import DecisionsDialog
 from app.gui.journal_dialog import JournalDialog
 from app.gui.thumbnails import ThumbnailCache
 from app.gui.workers import RegroupWorker, ScanWorker, TrashWorker, retire, start_in_thread
@@ -52,8 +55,11 @@ class MainWindow(QMainWindow):
         self._regroup_wanted = 0  # bumped by every regroup(): only the latest one's groups are shown
         self.problem_box = None
         self.partial_updates = 0  # "groups so far" updates shown during scans
+        self._busy_text = ""  # what an uncounted step is doing
         self.compare_dialog = None
         self.journal_dialog = None
+        self.decisions_dialog = None
+        self.undo_stack: list = []  # (label, action): the last trash actions and "not duplicates" marks
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
@@ -76,6 +82,10 @@ class MainWindow(QMainWindow):
         self.prefer_action.setToolTip("Copies in the selected folder are kept first when Keep: preferred folder")
         self.scan_action = QAction("Scan", self, triggered=self.start_scan, shortcut=QKeySequence("Ctrl+R"))
         self.journal_action = QAction("Trash journal…", self, triggered=self.show_journal)
+        self.undo_action = QAction("Undo", self, triggered=self.undo, shortcut=QKeySequence.StandardKey.Undo)
+        self.undo_action.setEnabled(False)
+        self.decisions_action = QAction("Not duplicates…", self, triggered=self.show_decisions)
+        self.decisions_action.setToolTip("Photos you marked as not duplicates; undo a mark there")
         for a in (self.add_action, self.remove_action, self.prefer_action, self.scan_action):
             tb.addAction(a)
         tb.addSeparator()
@@ -116,7 +126,18 @@ class MainWindow(QMainWindow):
                                           "pair, preselect the JPEG (the RAW is always kept)",
                                           self.settings.trash_jpeg_with_raw)
         tb.addSeparator()
-        tb.addAction(self.journal_action)
+        tb.addAction(self.undo_action)
+        # the menus hold every action, the toolbar the frequent ones (it fits a 1280 px window)
+        menus = self.menuBar()
+        file_menu = menus.addMenu("&File")
+        for a in (self.add_action, self.remove_action, self.prefer_action, self.scan_action):
+            file_menu.addAction(a)
+        file_menu.addSeparator()
+        file_menu.addAction(QAction("&Quit", self, triggered=self.close, shortcut=QKeySequence.StandardKey.Quit))
+        menus.addMenu("&Edit").addAction(self.undo_action)
+        library_menu = menus.addMenu("&Library")
+        library_menu.addAction(self.journal_action)
+        library_menu.addAction(self.decisions_action)
 
         left = QWidget()
         ll = QVBoxLayout(left)
@@ -157,10 +178,22 @@ class MainWindow(QMainWindow):
         self.view = GroupView(self.thumbs)
         self.view.keep_changed.connect(self.set_keep)
         self.view.compare_requested.connect(self.compare)
+        self.view.apart_requested.connect(self.mark_apart)
         rl.addWidget(self.view, 1)
         bottom = QHBoxLayout()
-        bottom.addWidget(QLabel("←/→ move · K keep · T/Del trash · Space compare · Enter next group"))
-        bottom.addStretch(1)
+        keys = QLabel("←/→ move · K keep · T/Del trash · Space compare with the keeper · C compare chosen · "
+                      "Enter next group")
+        keys.setWordWrap(True)  # on two lines rather than widen the window past a laptop's screen
+        bottom.addWidget(keys, 1)
+        self.compare_button = QPushButton("Compare chosen (C)")
+        self.compare_button.setToolTip("Tick Compare on two copies (or on one: it is compared with the keeper)")
+        self.compare_button.clicked.connect(self.view.compare_chosen)
+        bottom.addWidget(self.compare_button)
+        self.apart_button = QPushButton("Not duplicates")
+        self.apart_button.setToolTip("These are different photos: never group them together again")
+        self.apart_button.clicked.connect(lambda: self.mark_apart(None))
+        self.apart_button.setEnabled(False)
+        bottom.addWidget(self.apart_button)
         self.trash_button = QPushButton()
         self.trash_button.clicked.connect(self.confirm_trash)
         bottom.addWidget(self.trash_button)
@@ -274,17 +307,18 @@ class MainWindow(QMainWindow):
         if u.stage == "download weights":
             self._download_dialog(u)
             return
+        left = f" · about {format_eta(u.left)} left in the scan" if u.left is not None else ""
         if u.total > 0:
             self.progress_bar.setRange(0, u.total)
             self.progress_bar.setValue(u.done)
-            text = {"embed": "Reading photos", "search": "Searching", "verify": "Checking pairs",
-                    "trash": "Moving to trash"}.get(u.stage, u.stage)
-            self.progress_label.setText(f"{text}: {u.done} / {u.total} · {u.rate:.1f}/s · "
-                                        f"{format_eta(u.eta)} left · {os.path.basename(u.current)}")
+            self.progress_label.setText(f"{STAGE_NAMES.get(u.stage, u.stage)}: {u.done} / {u.total} · "
+                                        f"{u.rate:.1f}/s · {format_eta(u.eta)} left in this step{left} · "
+                                        f"{os.path.basename(u.current)}")
         else:
             self.progress_bar.setRange(0, 0)
             if u.message:
-                self.progress_label.setText(u.message)
+                self._busy_text = u.message
+            self.progress_label.setText(self._busy_text + left)
 
     def _download_dialog(self, u: ProgressUpdate):
         dlg = getattr(self, "_dl", None)
@@ -318,6 +352,7 @@ class MainWindow(QMainWindow):
             self.groups.setCurrentIndex(self.model.index(row))  # the reset cleared it: this emits
         else:
             self.view.show_group(None, {})
+            self.apart_button.setEnabled(False)
         self._update_trash_button()
 
     def _on_notice(self, text: str):
@@ -420,6 +455,7 @@ class MainWindow(QMainWindow):
             self._update_trash_button()
         if self.view.show_group(group, self.model.keep):
             self.view.setFocus()
+        self.apart_button.setEnabled(self.result is not None)
 
     def set_keep(self, path: str, keep: bool):
         self.model.set_keep(path, keep)
@@ -441,6 +477,101 @@ class MainWindow(QMainWindow):
         self.compare_dialog = CompareDialog(left, right, self.thumbs, self)
         self.compare_dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.compare_dialog.open()
+
+    # -- not duplicates ------------------------------------------------------------------
+    def library_location(self) -> str:
+        return self.result.library if self.result is not None else self.settings.library_location()
+
+    def mark_apart(self, path: str | None = None):
+        """Mark the shown group as not duplicates, or (``path``) one copy as not a copy of the
+        rest; remembered with the library, undoable, and the groups are made again."""
+        row = self.groups.currentIndex().row()
+        if self.result is None or row < 0:
+            return
+        group = self.model.group(row)
+        if path is None:
+            what = f"{len(group.members)} photos as not duplicates"
+        else:
+            what = f"{os.path.basename(path)} as not a copy of the rest of its group"
+        d = Decisions.for_library(self.result.library)
+        try:
+            mark = d.mark(what, [(m.row.path, m.row.sha256) for m in group.members], path)
+            self.result.apart = d.apart()
+        finally:
+            d.close()
+        if mark is None:
+            self.statusBar().showMessage("These files are the same bytes: they are duplicates whatever they show", 8000)
+            return
+        self._push_undo(f"Undo marking {what}", lambda: self.forget_marks([mark.id]))
+        self.statusBar().showMessage(f"Marked {what}. Undo with Ctrl+Z, or from Not duplicates…", 8000)
+        self.regroup()
+
+    def forget_marks(self, ids: list[int]) -> None:
+        d = Decisions.for_library(self.library_location())
+        try:
+            for i in ids:
+                d.forget(i)
+            apart = d.apart()
+        finally:
+            d.close()
+        self._marks_changed(apart)
+
+    def _marks_changed(self, apart=None) -> None:
+        if self.result is None:
+            return
+        if apart is None:
+            d = Decisions.for_library(self.result.library)
+            try:
+                apart = d.apart()
+            finally:
+                d.close()
+        self.result.apart = apart
+        self.regroup()
+
+    def show_decisions(self):
+        self.decisions_dialog = DecisionsDialog(self.library_location(), self)
+        self.decisions_dialog.changed.connect(self._marks_changed)
+        self.decisions_dialog.open()
+
+    # -- undo ------------------------------------------------------------------------------
+    def _push_undo(self, label: str, action) -> None:
+        self.undo_stack.append((label, action))
+        self._update_undo()
+
+    def _update_undo(self) -> None:
+        label = self.undo_stack[-1][0] if self.undo_stack else "Nothing to undo"
+        self.undo_action.setEnabled(bool(self.undo_stack) and self.trash_thread is None)
+        self.undo_action.setToolTip(label + " (Ctrl+Z)")
+        self.undo_action.setText("Undo")
+
+    def undo(self):
+        """Undo the last trash action or "not duplicates" mark."""
+        if not self.undo_stack or self.trash_thread is not None:
+            return
+        label, action = self.undo_stack.pop()
+        action()
+        self._update_undo()
+        self.statusBar().showMessage(label.replace("Undo ", "Undone: ", 1), 8000)
+
+    def _restore_trashed(self, entries, rows) -> None:
+        """Undo of a trash action: the files back from the trash (as the journal recorded them),
+        and into the groups."""
+        journal = Journal(paths.journal_path())
+        live = {(e.path, e.trash_path) for e in journal.trashed_now()}
+        back, problems = set(), []
+        for e in entries:
+            why = "not in the trash any more" if (e.path, e.trash_path) not in live else restore(e, journal)
+            if why:
+                problems.append(f"{e.path}: {why}")
+            else:
+                back.add(e.path)
+        if self.result is not None and back:
+            have = {r.path for r in self.result.rows}
+            self.result.rows += [r for r in rows if r.path in back and r.path not in have]
+            self.regroup()
+        self.progress_label.setText(f"Restored {len(back)} files from the trash.")
+        if problems:
+            self.show_problems("Some files could not be restored.", problems)
 
     # -- trash ----------------------------------------------------------------------------
     def show_journal(self):
@@ -471,6 +602,7 @@ class MainWindow(QMainWindow):
         worker.progress.connect(self._on_progress)
         worker.finished.connect(self._on_trash_finished)
         self.trash_button.setEnabled(False)
+        self.undo_action.setEnabled(False)
         self.trash_thread = start_in_thread(worker)
         self.trash_thread.finished.connect(self._trash_thread_done)
 
@@ -479,11 +611,15 @@ class MainWindow(QMainWindow):
         self.trash_thread = None
         self.trash_worker = None
         self._update_trash_button()
+        self._update_undo()
 
     def _on_trash_finished(self, outcome):
         gone = {e.path for e in outcome.trashed}
         if self.result is not None and gone:
+            removed = [r for r in self.result.rows if r.path in gone]
             self.result.rows = [r for r in self.result.rows if r.path not in gone]
+            self._push_undo(f"Undo moving {len(gone)} files to the trash",
+                            lambda: self._restore_trashed(outcome.trashed, removed))
             # Off the screen at once; the groups are made again from the rows that are left in
             # the background (a copy may have held its group together).
             kept = [dataclasses.replace(g, members=[m for m in g.members if m.row.path not in gone])
@@ -514,6 +650,9 @@ class MainWindow(QMainWindow):
         self.thumbs.close()
         super().closeEvent(event)
 
+
+STAGE_NAMES = {"embed": "Reading photos", "search": "Searching", "verify": "Checking pairs", "group": "Grouping",
+               "keeper": "Choosing keepers", "trash": "Moving to trash"}
 
 KIND_WORDS = {"identical": ("identical copy", "identical copies"),
               "smaller copy": ("smaller copy", "smaller copies"),
