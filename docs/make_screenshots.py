@@ -1,5 +1,6 @@
 """Regenerate docs/screenshots/: the main window during a scan, the review panel (a camera photo
-beside its edited copies), a RAW + JPEG pair and the trash confirmation.
+beside its edited copies), a RAW + JPEG pair, the grid of a group of many copies and the trash
+confirmation.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python docs/make_screenshots.py PHOTO_FOLDER [--out docs/screenshots]
 
@@ -74,6 +75,11 @@ def main():
 
         def raw_pair():
             w.grab().save(str(out / "raw-jpeg.png"))
+            select("IMG_0003.jpg")
+            QTimer.singleShot(2500, grid)
+
+        def grid():
+            w.grab().save(str(out / "grid.png"))
             from PySide6.QtWidgets import QMessageBox
 
             from app.gui.main_window import kind_counts
@@ -112,9 +118,14 @@ def make_examples(root: Path) -> None:
     ig.save(ig.watermarked(a), root / "Web" / "IMG_0001 sample.jpg", quality=98)
     ig.save(a.transpose(0), root / "Edited" / "IMG_0001 mirror.jpg", quality=98)
     ig.save(ig.resized(a, 0.5), root / "Export" / "IMG_0001 small.jpg", quality=90)
+    ig.save(ig.crop_fraction(a, 0.7), root / "Edited" / "IMG_0001 crop.jpg", quality=95)
     b = ig.photo(65, (1200, 800))
     ig.dng(b, root / "DCIM" / "DSC_0002.dng", preview_side=160)
     ig.save(b, root / "DCIM" / "DSC_0002.jpg", quality=95, exif=ig.camera_exif("NIKON CORPORATION", "NIKON D7500"))
+    c = ig.photo(67, (1200, 800))  # a photo shared many times: the grid
+    ig.save(c, root / "DCIM" / "IMG_0003.jpg", quality=90, exif=ig.camera_exif())
+    for n in range(13):
+        ig.save(ig.resized(c, 0.9 - 0.05 * n), root / "Shared" / f"IMG_0003 ({n + 1}).jpg", quality=70 + 2 * n)
 
 
 if __name__ == "__main__":
