@@ -75,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--trash-jpeg-with-raw", action="store_true",
                    help="preselect the JPEG of a RAW + JPEG pair for the trash")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    f = sub.add_parser("find", help="find the copies of one photo in the library (the photo need not be in it)")
+    f.add_argument("photo", metavar="PHOTO")
+    f.add_argument("--library", help="Milvus Lite file (default: per-user data dir) or http://host:19530")
+    f.add_argument("--json", metavar="REPORT", help="write the JSON report here ('-' for stdout)")
+    f.add_argument("--similarity", type=float, default=None, help="0..1, as for scan (default: settings, 0.5)")
+    f.add_argument("--weights", help="ResNet-50 weights file (also DOPPEL_WEIGHTS)")
+    f.add_argument("--offline", action="store_true", help="never download model weights")
+    f.add_argument("--fallback-model", action="store_true", help="use the bundled EfficientNet-Lite0 model")
     sub.add_parser("journal", help="list the files Doppel moved to the trash")
     r = sub.add_parser("restore", help="move trashed files back to where they were")
     r.add_argument("paths", nargs="*", metavar="PATH", help="original paths to restore (see 'journal')")
@@ -148,6 +156,58 @@ def cmd_scan(args) -> int:
         signal.signal(signal.SIGINT, previous)
 
 
+def cmd_find(args) -> int:
+    import json
+
+    from app.core import find
+    from app.core.library import Library, LibraryError
+    from app.core.model import WeightsError, load_embedder
+
+    settings = Settings.load()
+    similarity = settings.similarity if args.similarity is None else args.similarity
+    if not os.path.isfile(args.photo):
+        print(f"doppel-cli: not a file: {args.photo}", file=sys.stderr)
+        return 2
+    try:
+        embedder = load_embedder(args.weights or settings.weights or None,
+                                 allow_download=settings.allow_download and not args.offline,
+                                 progress=Progress(ProgressBar()), prefer_fallback=args.fallback_model)
+    except WeightsError as exc:
+        print(f"doppel-cli: {exc}", file=sys.stderr)
+        return 2
+    if embedder.choice.notice:
+        print(f"Notice: {embedder.choice.notice}", file=sys.stderr)
+    location = args.library or settings.library_location()
+    try:
+        with Library(location, embedder.name, embedder.dim, user="doppel-cli find") as lib:
+            if lib.count() == 0:
+                print(f"doppel-cli: the library {location} holds no photos read with {embedder.name}; "
+                      f"scan your folders first", file=sys.stderr)
+                return 3
+            result = find.find_copies(args.photo, lib, embedder, similarity)
+    except LibraryError as exc:
+        print(f"doppel-cli: {exc}", file=sys.stderr)
+        return 3
+    if args.json:
+        text = json.dumps(find.to_dict(result), indent=1, ensure_ascii=False)
+        if args.json == "-":
+            print(text)
+        else:
+            with open(args.json, "w", encoding="utf-8") as fh:
+                fh.write(text)
+    if result.problem:
+        print(f"doppel-cli: {result.photo}: {result.problem}", file=sys.stderr)
+        return 1
+    if args.json != "-":
+        print(f"{len(result.copies)} copies of {result.photo} in {location} "
+              f"({result.candidates} neighbours checked, model {result.model}):")
+        for c in result.copies:
+            print(f"  {c.score:.0%}  {c.how:10s} {c.row.width} x {c.row.height}  {c.row.path}")
+        if args.json:
+            print(f"Report written to {args.json}")
+    return 0
+
+
 def cmd_journal(args) -> int:
     from app import paths
     from app.core.trash import Journal
@@ -195,6 +255,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "scan":
         return cmd_scan(args)
+    if args.command == "find":
+        return cmd_find(args)
     if args.command == "journal":
         return cmd_journal(args)
     if args.command == "restore":

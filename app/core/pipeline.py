@@ -473,6 +473,12 @@ def attach_signatures(library: Library, by_id: dict[int, Row], ids, cache: Optio
         cache.add_facts({i: by_id[i].facts for i in lost if by_id[i].facts}, stamps)
 
 
+def cache_settings() -> dict:
+    """What the pair cache's outcomes depend on: opened with other values, it starts empty."""
+    return {"top_k": grouping.TOP_K, "candidate_cosine": grouping.CANDIDATE_COSINE,
+            "verify": verify.VERSION, "doppel": __version__}
+
+
 def group_rows(good: list[Row], pairs: list[grouping.Pair], similarity: float, library: Library,
                cache: Optional[PairCache], keep_signatures: bool, overlaps: Optional[dict] = None,
                apart: Iterable = ()) -> list[grouping.Group]:
@@ -513,9 +519,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
         ranking.rank_groups(groups, review, progress)
 
     # open before the reading: the groups-so-far remember their outcomes in it as they come
-    cache = PairCache.open(library.location, library.collection,
-                           {"top_k": grouping.TOP_K, "candidate_cosine": grouping.CANDIDATE_COSINE,
-                            "verify": verify.VERSION, "doppel": __version__})
+    cache = PairCache.open(library.location, library.collection, cache_settings())
     apart = decisions.apart_for(library.location)
     plan = ScanPlan(cache.stage_costs() if cache is not None else {})
     partial = None
