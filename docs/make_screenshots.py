@@ -1,6 +1,6 @@
 """Regenerate docs/screenshots/: the main window during a scan, the review panel (a camera photo
-beside its edited copies), a RAW + JPEG pair, the grid of a group of many copies and the trash
-confirmation.
+beside its edited copies), a RAW + JPEG pair, the grid of a group of many copies, the copies of a
+photo from outside the library and the trash confirmation.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python docs/make_screenshots.py PHOTO_FOLDER [--out docs/screenshots]
 
@@ -40,6 +40,10 @@ def main():
     app.setWindowIcon(app_icon())
     examples = Path(args.folder) / "doppel-screenshot-examples"
     make_examples(examples)
+    from tests import imagegen as ig
+
+    friend = Path(tmp) / "from a friend.jpg"  # outside the library: Find copies of a photo
+    ig.save(ig.resized(ig.photo(61, (1200, 800)), 0.6).rotate(90, expand=True), friend, quality=80)
     w = MainWindow()
     w.add_folders([args.folder])
     w.show()
@@ -80,6 +84,12 @@ def main():
 
         def grid():
             w.grab().save(str(out / "grid.png"))
+            w.found.connect(lambda _: QTimer.singleShot(2500, found))
+            w.find_copies(str(friend))
+
+        def found():
+            w.find_dialog.grab().save(str(out / "find.png"))
+            w.find_dialog.close()
             from PySide6.QtWidgets import QMessageBox
 
             from app.gui.main_window import kind_counts

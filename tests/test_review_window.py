@@ -318,3 +318,25 @@ def test_the_card_menu_offers_compare_show_and_not_a_copy(qtbot, window, photos)
     menu.actions()[3].trigger()
     regrouped(qtbot, window)
     assert card.path not in {m.row.path for i in range(window.model.rowCount()) for m in window.model.group(i).members}
+
+
+def test_find_copies_of_a_photo_from_outside_the_library(qtbot, window, photos, tmp_path):
+    scan(qtbot, window, photos)
+    from PIL import Image
+
+    outside = tmp_path / "from a friend.jpg"
+    with Image.open(photos / "a.jpg") as im:
+        ig.save(ig.resized(im.convert("RGB"), 0.7).rotate(90, expand=True), outside, quality=80)
+    with qtbot.waitSignal(window.found, timeout=120_000) as blocker:
+        window.find_copies(str(outside))
+    qtbot.waitUntil(lambda: window.find_thread is None, timeout=10_000)
+    result = blocker.args[0]
+    assert sorted(os.path.basename(c.row.path) for c in result.copies) == ["a.jpg", "a_gray.jpg", "a_half.jpg"]
+    dlg = window.find_dialog
+    assert dlg.list.count() == 3 and "3 copies of" in dlg.summary.text()
+    qtbot.waitUntil(lambda: all(not dlg.list.item(i).icon().isNull() for i in range(3)), timeout=30_000)
+    qtbot.mouseClick(dlg.compare_btn, Qt.MouseButton.LeftButton)
+    assert [v.path for v in window.compare_dialog.views] == [str(outside), dlg.chosen()]
+    window.compare_dialog.close()
+    dlg.close()
+    assert window.scan_action.isEnabled()

@@ -22,9 +22,10 @@ from app.gui.compare_dialog import CompareDialog
 from app.gui.group_model import THUMB_SIDE, GroupListModel, human_size
 from app.gui.group_view import GroupView
 from app.gui.decisions_dialog import DecisionsDialog
+from app.gui.find_dialog import FindDialog
 from app.gui.journal_dialog import JournalDialog
 from app.gui.thumbnails import ThumbnailCache
-from app.gui.workers import RegroupWorker, ScanWorker, TrashWorker, retire, start_in_thread
+from app.gui.workers import FindWorker, RegroupWorker, ScanWorker, TrashWorker, retire, start_in_thread
 from app.settings import KEEPER_RULES, Settings
 
 RESOURCES = Path(__file__).resolve().parent.parent.parent / "resources"
@@ -40,6 +41,7 @@ def app_icon() -> QIcon:
 class MainWindow(QMainWindow):
     scan_finished = Signal(object)  # ScanResult, after the window has shown it
     trash_finished = Signal(object)  # TrashOutcome
+    found = Signal(object)  # find.FindResult, after the window has shown it
 
     def __init__(self, settings: Settings | None = None, settings_path: Path | None = None):
         super().__init__()
@@ -59,6 +61,9 @@ class MainWindow(QMainWindow):
         self.compare_dialog = None
         self.journal_dialog = None
         self.decisions_dialog = None
+        self.find_dialog = None
+        self.find_thread = None
+        self.find_worker = None
         self.undo_stack: list = []  # (label, action): the last trash actions and "not duplicates" marks
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(app_icon())
@@ -84,6 +89,10 @@ class MainWindow(QMainWindow):
         self.journal_action = QAction("Trash journal…", self, triggered=self.show_journal)
         self.undo_action = QAction("Undo", self, triggered=self.undo, shortcut=QKeySequence.StandardKey.Undo)
         self.undo_action.setEnabled(False)
+        self.find_action = QAction("Find copies of a photo…", self, triggered=self.choose_photo_to_find,
+                                   shortcut=QKeySequence.StandardKey.Find)
+        self.find_action.setToolTip("Pick any photo, in the library or not, to see its copies in the library "
+                                    "(or drop a photo on the window)")
         self.decisions_action = QAction("Not duplicates…", self, triggered=self.show_decisions)
         self.decisions_action.setToolTip("Photos you marked as not duplicates; undo a mark there")
         for a in (self.add_action, self.remove_action, self.prefer_action, self.scan_action):
@@ -130,7 +139,7 @@ class MainWindow(QMainWindow):
         # the menus hold every action, the toolbar the frequent ones (it fits a 1280 px window)
         menus = self.menuBar()
         file_menu = menus.addMenu("&File")
-        for a in (self.add_action, self.remove_action, self.prefer_action, self.scan_action):
+        for a in (self.add_action, self.remove_action, self.prefer_action, self.scan_action, self.find_action):
             file_menu.addAction(a)
         file_menu.addSeparator()
         file_menu.addAction(QAction("&Quit", self, triggered=self.close, shortcut=QKeySequence.StandardKey.Quit))
@@ -268,7 +277,51 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def dropEvent(self, event):
-        self.add_folders([u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()])
+        dropped = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        self.add_folders([p for p in dropped if os.path.isdir(p)])
+        photos = [p for p in dropped if os.path.isfile(p)]
+        if photos:  # a photo dropped: its copies in the library
+            self.find_copies(photos[0])
+
+    # -- find copies of one photo ------------------------------------------------------
+    def choose_photo_to_find(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Find copies of a photo", os.path.expanduser("~"))
+        if path:
+            self.find_copies(path)
+
+    def find_copies(self, photo: str) -> None:
+        """Look for ``photo``'s copies in the library (Milvus search, then verification), in a
+        process of its own; the copies are shown in a dialog."""
+        if self.scan_thread is not None or self.find_thread is not None:
+            self.statusBar().showMessage("Wait for the scan to finish, then look for copies", 8000)
+            return
+        self.find_worker = worker = FindWorker(photo, self.settings)
+        worker.progress.connect(self._on_progress)
+        worker.finished.connect(self._on_found)
+        worker.failed.connect(lambda message: self.show_problems("Could not look for copies.", [message]))
+        self.scan_action.setEnabled(False)
+        self.find_action.setEnabled(False)
+        self.progress_label.setText(f"Looking for copies of {os.path.basename(photo)}…")
+        self.find_thread = start_in_thread(worker)
+        self.find_thread.finished.connect(self._find_thread_done)
+        self.thumbs.start()
+
+    def _on_found(self, result):
+        if result.problem:
+            self.show_problems("Could not read the photo.", [f"{result.photo}: {result.problem}"])
+            return
+        self.progress_label.setText(f"{len(result.copies)} copies of {os.path.basename(result.photo)} found.")
+        self.find_dialog = FindDialog(result, self.thumbs, self)
+        self.find_dialog.compare_requested.connect(self.compare)
+        self.find_dialog.open()
+        self.found.emit(result)
+
+    def _find_thread_done(self):
+        retire(self.find_thread)
+        self.find_thread = None
+        self.find_worker = None
+        self.scan_action.setEnabled(True)
+        self.find_action.setEnabled(True)
 
     def _save_settings(self):
         try:
@@ -278,7 +331,7 @@ class MainWindow(QMainWindow):
 
     # -- scan -------------------------------------------------------------------------
     def start_scan(self):
-        if self.scan_thread is not None:
+        if self.scan_thread is not None or self.find_thread is not None:  # one process holds the library
             return
         folders = self.folder_list()
         if not folders:
@@ -643,7 +696,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event):
         if self.scan_worker is not None:
             self.scan_worker.cancel()
-        for t in (self.scan_thread, self.trash_thread, self.regroup_thread):
+        for t in (self.scan_thread, self.trash_thread, self.regroup_thread, self.find_thread):
             if t is not None:
                 t.quit()
                 t.wait(30000)

@@ -1,4 +1,4 @@
-"""The scan process behind the window's Scan button (no Qt here: the child never loads it)."""
+"""The processes behind the window's Scan and Find (no Qt here: the children never load it)."""
 from __future__ import annotations
 
 import logging
@@ -71,5 +71,41 @@ def run_scan(folders: list[str], settings: Settings, partial_every: float, messa
     except Exception as exc:  # shown in the window, with the log for details
         log.error("scan failed:\n%s", traceback.format_exc())
         messages.put(("failed", f"The scan failed: {exc}\nDetails are in the log: {paths.log_dir()}"))
+        return
+    messages.put(("finished", result))
+
+
+def run_find(photo: str, settings: Settings, messages, cancel_event, log_to_file: bool = False) -> None:
+    """Find the copies of ``photo`` in the library (app.core.find), in a process of its own for
+    the reason run_scan gives; the result comes back through ``messages``."""
+    from app.core.lifeline import exit_with_parent
+
+    exit_with_parent()
+    if log_to_file:
+        from app.gui.errors import setup_logging
+
+        setup_logging()
+    from app.core import find
+    from app.core.library import Library, LibraryError
+    from app.core.model import WeightsError, load_embedder
+
+    progress = Progress(lambda u: messages.put(("progress", u)), max_rate=5)
+    s = settings
+    try:
+        embedder = load_embedder(s.weights or None, allow_download=s.allow_download, progress=progress)
+        progress.note(f"Looking for copies of {os.path.basename(photo)}")
+        with Library(s.library_location(), embedder.name, embedder.dim, user="the Doppel window",
+                     progress=progress) as lib:
+            if lib.count() == 0:
+                messages.put(("failed", f"The library holds no photos read with {embedder.name} yet: scan your "
+                                        f"folders first."))
+                return
+            result = find.find_copies(photo, lib, embedder, s.similarity)
+    except (LibraryError, WeightsError) as exc:
+        messages.put(("failed", str(exc)))
+        return
+    except Exception as exc:
+        log.error("find failed:\n%s", traceback.format_exc())
+        messages.put(("failed", f"Finding copies failed: {exc}\nDetails are in the log: {paths.log_dir()}"))
         return
     messages.put(("finished", result))

@@ -10,30 +10,28 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app import paths
 from app.core.progress import Progress
-from app.gui.scan_process import run_scan
+from app.gui.scan_process import run_find, run_scan
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-class ScanWorker(QObject):
-    """Runs app.core.pipeline.scan in a child process (run_scan) and relays what it reports as
-    signals; the child owns the library for the duration of the scan."""
+class ProcessWorker(QObject):
+    """Runs ``target`` (a function of scan_process.py) in a child process and relays what it
+    reports, (kind, payload) tuples, as the signals of the same names."""
 
     progress = Signal(object)  # ProgressUpdate
-    partial = Signal(object)  # list of groups among the files read so far
     notice = Signal(str)
-    finished = Signal(object)  # ScanResult
+    finished = Signal(object)
     failed = Signal(str)
-    partial_every = 3.0  # seconds between "groups so far" updates
+    what = "The job"
 
-    def __init__(self, folders: list[str], settings: Settings):
+    def __init__(self, target, args: tuple):
         super().__init__()
-        self.folders = folders
-        self.settings = settings
         ctx = multiprocessing.get_context("spawn")  # never fork a process that runs Qt
         self._ctx = ctx
         self._cancel = ctx.Event()
+        self._target, self._args = target, args
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -45,9 +43,8 @@ class ScanWorker(QObject):
         messages = self._ctx.Queue()
         root = logging.getLogger()
         log_to_file = any(isinstance(h, logging.handlers.RotatingFileHandler) for h in root.handlers)
-        proc = self._ctx.Process(target=run_scan, name="doppel-scan",
-                                 args=(self.folders, self.settings, self.partial_every, messages, self._cancel,
-                                       log_to_file))
+        proc = self._ctx.Process(target=self._target, name=f"doppel-{self._target.__name__}",
+                                 args=(*self._args, messages, self._cancel, log_to_file))
         proc.start()
         outcome = None
         while outcome is None:
@@ -58,7 +55,7 @@ class ScanWorker(QObject):
                     try:  # the last message may still be in the pipe
                         kind, payload = messages.get(timeout=1.0)
                     except queue.Empty:
-                        outcome = ("failed", f"The scan stopped unexpectedly (exit code {proc.exitcode}). "
+                        outcome = ("failed", f"{self.what} stopped unexpectedly (exit code {proc.exitcode}). "
                                              f"Details may be in the log: {paths.log_dir()}")
                         break
                 else:
@@ -69,6 +66,29 @@ class ScanWorker(QObject):
                 getattr(self, kind).emit(payload)
         proc.join(timeout=30)
         getattr(self, outcome[0]).emit(outcome[1])
+
+
+class ScanWorker(ProcessWorker):
+    """Runs app.core.pipeline.scan in a child process (run_scan); the child owns the library for
+    the duration of the scan."""
+
+    partial = Signal(object)  # list of groups among the files read so far
+    partial_every = 3.0  # seconds between "groups so far" updates
+    what = "The scan"
+
+    def __init__(self, folders: list[str], settings: Settings):
+        super().__init__(run_scan, (folders, settings, self.partial_every))
+        self.folders = folders
+        self.settings = settings
+
+
+class FindWorker(ProcessWorker):
+    """Finds the copies of one photo in the library (run_find); ``finished`` gets a find.FindResult."""
+
+    what = "Finding copies"
+
+    def __init__(self, photo: str, settings: Settings):
+        super().__init__(run_find, (photo, settings))
 
 
 class TrashWorker(QObject):
