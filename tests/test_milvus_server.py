@@ -1,8 +1,8 @@
 """The same pipeline against a real Milvus server (not milvus-lite).
 
 Runs only when DOPPEL_TEST_MILVUS_URI names a server, e.g. one started from PyPI's
-``milvus==2.3.5`` in its own venv (see README, "Milvus server"). Each run uses a unique
-collection name so it never touches other data on that server.
+``milvus==2.3.5`` in its own venv (see README, "Milvus server"); `.ci/run` starts one, so CI
+runs these. Each run uses a unique collection name so it never touches other data on that server.
 """
 import os
 import uuid
@@ -35,3 +35,33 @@ def test_scan_rescan_and_groups_on_a_server(tmp_path, embedder, monkeypatch):
             assert third.stats.removed == 1 and lib.count() == 2
         finally:
             lib.client.drop_collection(lib.collection)
+
+
+def test_the_same_scan_on_milvus_lite_and_on_a_server_gives_the_same_groups(tmp_path, embedder):
+    from app.core import find
+
+    root = tmp_path / "p"
+    a, b = ig.photo(91, (900, 600)), ig.photo(92, (900, 600))
+    ig.save(a, root / "a.jpg")
+    ig.save(ig.resized(a, 0.5), root / "a_half.jpg")
+    ig.save(ig.grayscale(a), root / "a_gray.jpg")
+    ig.save(ig.crop_fraction(a, 0.7), root / "a_crop.jpg")
+    ig.save(b, root / "b.jpg")
+    ig.save(b, root / "b_q50.jpg", quality=50)
+    ig.save(ig.photo(93), root / "c.jpg")
+
+    def groups(result):
+        return sorted(sorted((os.path.basename(m.row.path), m.keep) for m in g.members) for g in result.groups)
+
+    with L.Library(str(tmp_path / "lite" / "l.db"), embedder.name, embedder.dim) as lite:
+        on_lite = scan([str(root)], lite, embedder, workers=0)
+    model = f"test-{uuid.uuid4().hex[:8]}"
+    with L.Library(URI, model, embedder.dim) as server:
+        try:
+            on_server = scan([str(root)], server, embedder, workers=0)
+            # and a photo's copies, found by the server's search
+            found = find.find_copies(str(root / "a_half.jpg"), server, embedder)
+        finally:
+            server.client.drop_collection(server.collection)
+    assert groups(on_server) == groups(on_lite) and len(on_lite.groups) == 2
+    assert sorted(os.path.basename(c.row.path) for c in found.copies) == ["a.jpg", "a_crop.jpg", "a_gray.jpg"]
