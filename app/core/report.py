@@ -1,4 +1,4 @@
-"""The JSON report (DESIGN.md): what the command line writes and tests/benchmarks read."""
+"""The JSON report (described in the README, "The JSON report"): what the command line writes and tests/benchmarks read."""
 from __future__ import annotations
 
 import json
