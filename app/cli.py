@@ -52,6 +52,20 @@ class ProgressBar:
             self.stream.flush()
 
 
+def server_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--token", help="a secured Milvus server's user:password or API key (also DOPPEL_MILVUS_TOKEN)")
+    p.add_argument("--database", help="the Milvus server's database (default: the setting, else the server's default)")
+
+
+def library_options(args, settings: Settings) -> dict:
+    options = settings.library_options()
+    if args.token:
+        options["token"] = args.token
+    if args.database:
+        options["database"] = args.database
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="doppel-cli", description="Find duplicate and edited copies of photos.")
     p.add_argument("--version", action="version", version=f"doppel {__version__}")
@@ -60,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("folders", nargs="+", metavar="FOLDER")
     s.add_argument("--library", help="Milvus Lite file (default: per-user data dir) or http://host:19530")
     s.add_argument("--json", metavar="REPORT", help="write the JSON report here ('-' for stdout)")
+    server_options(s)
     s.add_argument("--similarity", type=float, default=None,
                    help="0..1: higher finds fewer, surer groups (default %(default)s → settings, 0.5)")
     s.add_argument("--weights", help="ResNet-50 weights file (also DOPPEL_WEIGHTS)")
@@ -79,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("photo", metavar="PHOTO")
     f.add_argument("--library", help="Milvus Lite file (default: per-user data dir) or http://host:19530")
     f.add_argument("--json", metavar="REPORT", help="write the JSON report here ('-' for stdout)")
+    server_options(f)
     f.add_argument("--similarity", type=float, default=None, help="0..1, as for scan (default: settings, 0.5)")
     f.add_argument("--weights", help="ResNet-50 weights file (also DOPPEL_WEIGHTS)")
     f.add_argument("--offline", action="store_true", help="never download model weights")
@@ -129,7 +145,8 @@ def cmd_scan(args) -> int:
         location = args.library or settings.library_location()
         try:
             progress.note(f"Opening library {location}")
-            with Library(location, embedder.name, embedder.dim, user="doppel-cli scan", progress=progress) as lib:
+            with Library(location, embedder.name, embedder.dim, user="doppel-cli scan", progress=progress,
+                         **library_options(args, settings)) as lib:
                 for n in lib.notices:
                     print(f"Notice: {n}", file=sys.stderr)
                 result = scan(args.folders, lib, embedder, progress, similarity=similarity, workers=args.workers,
@@ -179,7 +196,8 @@ def cmd_find(args) -> int:
         print(f"Notice: {embedder.choice.notice}", file=sys.stderr)
     location = args.library or settings.library_location()
     try:
-        with Library(location, embedder.name, embedder.dim, user="doppel-cli find") as lib:
+        with Library(location, embedder.name, embedder.dim, user="doppel-cli find",
+                     **library_options(args, settings)) as lib:
             if lib.count() == 0:
                 print(f"doppel-cli: the library {location} holds no photos read with {embedder.name}; "
                       f"scan your folders first", file=sys.stderr)

@@ -14,7 +14,9 @@ KEEPER_RULES = ("original", "highest-resolution", "largest-file", "oldest", "new
 
 @dataclass
 class Settings:
-    library: str = ""  # empty: paths.default_library()
+    library: str = ""  # empty: paths.default_library(); or a Milvus server's URI (http://host:19530)
+    server_token: str = ""  # a secured server's "user:password" or API key (also DOPPEL_MILVUS_TOKEN)
+    server_database: str = ""  # the server's database; empty: its default one
     weights: str = ""  # a ResNet-50 state dict chosen by the user
     allow_download: bool = True
     similarity: float = 0.5  # 0 = loosest groups, 1 = only near-identical copies
@@ -36,6 +38,11 @@ class Settings:
     def library_location(self) -> str:
         return self.library or paths.default_library()
 
+    def library_options(self) -> dict:
+        """The server's token and database for core.library.Library (unused by a local file)."""
+        return {"token": self.server_token or os.environ.get("DOPPEL_MILVUS_TOKEN", ""),
+                "database": self.server_database}
+
     # -- persistence (JSON in the per-user config dir) --------------------------
     @classmethod
     def load(cls, path: Path | None = None) -> "Settings":
@@ -54,5 +61,8 @@ class Settings:
         path = Path(path or paths.config_dir() / "settings.json")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2), "utf-8")
+        # readable by its owner only: it may hold a server's token
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(asdict(self), indent=2))
         os.replace(tmp, path)

@@ -65,3 +65,37 @@ def test_the_same_scan_on_milvus_lite_and_on_a_server_gives_the_same_groups(tmp_
             server.client.drop_collection(server.collection)
     assert groups(on_server) == groups(on_lite) and len(on_lite.groups) == 2
     assert sorted(os.path.basename(c.row.path) for c in found.copies) == ["a.jpg", "a_crop.jpg", "a_gray.jpg"]
+
+
+def test_a_server_database_and_token_are_used(tmp_path, embedder):
+    """The library in a database of its own on the server, opened with a token (the test
+    server does not check it; a secured one does)."""
+    from pymilvus import MilvusClient
+
+    database = f"doppel_{uuid.uuid4().hex[:8]}"
+    admin = MilvusClient(URI)
+    admin.create_database(database)
+    root = tmp_path / "p"
+    a = ig.photo(95)
+    ig.save(a, root / "a.jpg")
+    ig.save(ig.resized(a, 0.5), root / "a_half.jpg")
+    try:
+        with L.Library(URI, embedder.name, embedder.dim, token="root:Milvus", database=database) as lib:
+            assert lib.location == f"{URI}#{database}"
+            result = scan([str(root)], lib, embedder, workers=0)
+            assert len(result.groups) == 1 and lib.count() == 2
+            collection = lib.collection
+        assert MilvusClient(URI, db_name=database).has_collection(collection)
+        assert not admin.has_collection(collection)  # not in the default database
+        # the command line's options name the same library: nothing new to read
+        from app import cli
+
+        assert cli.main(["scan", str(root), "--library", URI, "--database", database, "--token", "root:Milvus",
+                         "--fallback-model", "--quiet", "--json", str(tmp_path / "r.json")]) == 0
+        report = __import__("json").loads((tmp_path / "r.json").read_text())
+        assert report["stats"]["skipped"] == 2 and len(report["groups"]) == 1
+    finally:
+        inside = MilvusClient(URI, db_name=database)
+        for name in inside.list_collections():
+            inside.drop_collection(name)
+        admin.drop_database(database)

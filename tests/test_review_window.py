@@ -340,3 +340,24 @@ def test_find_copies_of_a_photo_from_outside_the_library(qtbot, window, photos, 
     window.compare_dialog.close()
     dlg.close()
     assert window.scan_action.isEnabled()
+
+
+def test_the_library_dialog_sets_a_server_with_its_token_and_database(qtbot, window, tmp_path):
+    import json
+    import stat
+
+    window.choose_library()
+    dlg = window.library_dialog
+    assert not dlg.token.isEnabled()  # a local file has no token
+    dlg.location.setText("http://milvus.example:19530")
+    assert dlg.token.isEnabled() and dlg.database.isEnabled()
+    dlg.token.setText("doppel:secret")
+    dlg.database.setText("photos")
+    dlg.accept()
+    saved = tmp_path / "settings.json"
+    data = json.loads(saved.read_text())
+    assert (data["library"], data["server_token"], data["server_database"]) == \
+        ("http://milvus.example:19530", "doppel:secret", "photos")
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600  # it holds a token
+    assert window.settings.library_options() == {"token": "doppel:secret", "database": "photos"}
+    assert "milvus.example" in window.statusBar().currentMessage()

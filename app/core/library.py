@@ -214,8 +214,15 @@ class Library:
     lock itself and starts Milvus only when something needs more than the rows' metadata.
     """
 
-    def __init__(self, location: str, model: str, dim: int, user: str = "Doppel", progress=None):
-        self.location = location
+    def __init__(self, location: str, model: str, dim: int, user: str = "Doppel", progress=None,
+                 token: str = "", database: str = ""):
+        """``location``: a Milvus Lite file, or a Milvus server's URI; for a server, ``token``
+        ("user:password" or an API key) and ``database`` (empty: the server's default one)."""
+        self.uri = location
+        # what names this library (pair cache, decisions, reports): a server's URI with its
+        # database, never the token
+        self.location = f"{location}#{database}" if database and is_server_uri(location) else location
+        self._server_options = {k: v for k, v in (("token", token), ("db_name", database)) if v}
         self.notices: list[str] = []
         self.model = model
         self.dim = dim
@@ -301,7 +308,7 @@ class Library:
 
         _quiet_milvus_logs()
         _skip_client_string_checks()
-        location = self.location
+        location = self.uri
         local = not is_server_uri(location)
         # Milvus Lite takes the same lock itself. Another program could start and write between
         # the two: the fingerprint below notices, and this session's view, stale by then, is not
@@ -311,7 +318,7 @@ class Library:
             self._progress.note("The last scan was interrupted; the library is recovering its log "
                                 "(this can take up to a minute)…")
         try:
-            self._client = MilvusClient(location, **({"grpc_options": LOCAL_GRPC} if local else {}))
+            self._client = MilvusClient(location, **({"grpc_options": LOCAL_GRPC} if local else self._server_options))
         except Exception as exc:
             text = f"{type(exc).__name__}: {exc}"
             if "Locked" in text or "lock" in text.lower():

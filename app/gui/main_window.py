@@ -23,6 +23,7 @@ from app.gui.group_model import THUMB_SIDE, GroupListModel, human_size
 from app.gui.group_view import GroupView
 from app.gui.decisions_dialog import DecisionsDialog
 from app.gui.find_dialog import FindDialog
+from app.gui.library_dialog import LibraryDialog
 from app.gui.journal_dialog import JournalDialog
 from app.gui.thumbnails import ThumbnailCache
 from app.gui.workers import FindWorker, RegroupWorker, ScanWorker, TrashWorker, retire, start_in_thread
@@ -62,6 +63,7 @@ class MainWindow(QMainWindow):
         self.journal_dialog = None
         self.decisions_dialog = None
         self.find_dialog = None
+        self.library_dialog = None
         self.find_thread = None
         self.find_worker = None
         self.undo_stack: list = []  # (label, action): the last trash actions and "not duplicates" marks
@@ -147,6 +149,10 @@ class MainWindow(QMainWindow):
         library_menu = menus.addMenu("&Library")
         library_menu.addAction(self.journal_action)
         library_menu.addAction(self.decisions_action)
+        library_menu.addSeparator()
+        self.library_action = QAction("Library location…", self, triggered=self.choose_library)
+        self.library_action.setToolTip("A library file, or a Milvus server (URI, token, database)")
+        library_menu.addAction(self.library_action)
 
         left = QWidget()
         ll = QVBoxLayout(left)
@@ -282,6 +288,15 @@ class MainWindow(QMainWindow):
         photos = [p for p in dropped if os.path.isfile(p)]
         if photos:  # a photo dropped: its copies in the library
             self.find_copies(photos[0])
+
+    def choose_library(self):
+        self.library_dialog = dlg = LibraryDialog(self.settings, self)
+        dlg.accepted.connect(self._library_chosen)
+        dlg.open()
+
+    def _library_chosen(self):
+        self._save_settings()
+        self.statusBar().showMessage(f"Library: {self.settings.library_location()} (used from the next scan)", 8000)
 
     # -- find copies of one photo ------------------------------------------------------
     def choose_photo_to_find(self):

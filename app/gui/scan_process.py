@@ -59,7 +59,7 @@ def run_scan(folders: list[str], settings: Settings, partial_every: float, messa
             messages.put(("notice", embedder.choice.notice))
         progress.note(f"Opening library {s.library_location()}")
         with Library(s.library_location(), embedder.name, embedder.dim, user="the Doppel window",
-                     progress=progress) as lib:
+                     progress=progress, **s.library_options()) as lib:
             for n in lib.notices:
                 messages.put(("notice", n))
             result = scan(folders, lib, embedder, progress, similarity=s.similarity,
@@ -95,7 +95,7 @@ def run_find(photo: str, settings: Settings, messages, cancel_event, log_to_file
         embedder = load_embedder(s.weights or None, allow_download=s.allow_download, progress=progress)
         progress.note(f"Looking for copies of {os.path.basename(photo)}")
         with Library(s.library_location(), embedder.name, embedder.dim, user="the Doppel window",
-                     progress=progress) as lib:
+                     progress=progress, **s.library_options()) as lib:
             if lib.count() == 0:
                 messages.put(("failed", f"The library holds no photos read with {embedder.name} yet: scan your "
                                         f"folders first."))
