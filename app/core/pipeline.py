@@ -323,6 +323,7 @@ class PartialGroups:
 # Fewer photos than this to look up (a rescan that found a few new files): ask Milvus, about
 # 1 ms each; more: load the library's vectors once and search in-process (search.py).
 MILVUS_QUERIES_MAX = 200
+SERVER_BATCH = 256  # queries sent to a server at once: a batch's vectors and hits, a few MB
 
 
 def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], scope: str, progress: Progress,
@@ -369,7 +370,17 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
 
     cands: dict[tuple[int, int], float] = {}
     if queries and len(rep_ids) > 1:
-        if len(queries) <= MILVUS_QUERIES_MAX and len(queries) * 4 < len(rep_ids):
+        if library.is_server:
+            # the server searches with its own index; the client holds one batch of query vectors
+            # (those not still held from reading) at a time and never downloads the collection
+            progress.start(len(queries), "search", "Searching in the Milvus server")
+            floor = grouping.candidate_floor(library.model)
+            for s in range(0, len(queries), SERVER_BATCH):
+                part = queries[s:s + SERVER_BATCH]
+                hits = library.neighbours(vectors_of(part), grouping.TOP_K * 2)
+                grouping.candidates_from_hits(cands, part, hits, wanted, floor)
+                progress.advance(len(part))
+        elif len(queries) <= MILVUS_QUERIES_MAX and len(queries) * 4 < len(rep_ids):
             # k * 2: the library may hold photos outside these folders, which take places
             hits = library.neighbours(vectors_of(queries), grouping.TOP_K * 2)
             grouping.candidates_from_hits(cands, queries, hits, wanted, grouping.candidate_floor(library.model))
