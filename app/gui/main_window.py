@@ -29,14 +29,16 @@ from app.gui.thumbnails import ThumbnailCache
 from app.gui.workers import FindWorker, RegroupWorker, ScanWorker, TrashWorker, retire, start_in_thread
 from app.settings import KEEPER_RULES, Settings
 
-RESOURCES = Path(__file__).resolve().parent.parent.parent / "resources"
+def resource(name: str) -> Path:
+    """A file of the package data app.resources (the repository's resources/ folder)."""
+    from importlib.resources import files
+
+    return Path(str(files("app.resources") / name))
 
 
 def app_icon() -> QIcon:
-    for p in (RESOURCES / "doppel.svg", Path(__file__).resolve().parent / "doppel.svg"):
-        if p.is_file():
-            return QIcon(str(p))
-    return QIcon()
+    icon = resource("doppel.svg")
+    return QIcon(str(icon)) if icon.is_file() else QIcon()
 
 
 class MainWindow(QMainWindow):
