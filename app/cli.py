@@ -9,7 +9,7 @@ import sys
 import time
 
 from app import __version__
-from app.core.progress import Progress, ProgressUpdate, format_eta
+from app.core.progress import Cancelled, Progress, ProgressUpdate, format_eta
 from app.settings import KEEPER_RULES, Settings
 
 
@@ -140,6 +140,12 @@ def cmd_scan(args) -> int:
         except WeightsError as exc:
             print(f"doppel-cli: {exc}", file=sys.stderr)
             return 2
+        except Cancelled:
+            if bar:
+                bar.finish()
+            print("doppel-cli: cancelled while the ResNet-50 weights were downloading; nothing was scanned. "
+                  "The download is offered again next time.", file=sys.stderr)
+            return 130
         if embedder.choice.notice:
             print(f"Notice: {embedder.choice.notice}", file=sys.stderr)
         location = args.library or settings.library_location()

@@ -197,6 +197,8 @@ def load_embedder(weights: Optional[str] = None, allow_download: bool = True,
             log.warning("ignoring unusable cached weights %s (not a torch.save archive)", path)
     if allow_download and not os.environ.get("DOPPEL_OFFLINE"):
         name, url = RESNET50_V2
+        # a mirror of torchvision's file (its name carries the published hash, which is checked)
+        url = os.environ.get("DOPPEL_WEIGHTS_URL") or url
         path = cache / Path(url).name
         try:
             _download(url, path, progress)
@@ -205,6 +207,6 @@ def load_embedder(weights: Optional[str] = None, allow_download: bool = True,
             return e
         except Exception as exc:
             if progress is not None and getattr(progress, "cancelled", False):
-                raise
+                raise  # progress.Cancelled: nothing is kept, and the download is offered again next time
             return load_fallback(f"download failed: {exc}", device)
     return load_fallback("not configured, not in torchvision's cache, downloads disabled", device)

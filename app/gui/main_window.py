@@ -45,6 +45,7 @@ class MainWindow(QMainWindow):
     scan_finished = Signal(object)  # ScanResult, after the window has shown it
     trash_finished = Signal(object)  # TrashOutcome
     found = Signal(object)  # find.FindResult, after the window has shown it
+    scan_cancelled = Signal(str)  # a scan stopped before it began (a cancelled download)
 
     def __init__(self, settings: Settings | None = None, settings_path: Path | None = None):
         super().__init__()
@@ -361,6 +362,7 @@ class MainWindow(QMainWindow):
         self.scan_worker.notice.connect(self._on_notice)
         self.scan_worker.finished.connect(self._on_scan_finished)
         self.scan_worker.failed.connect(self._on_scan_failed)
+        self.scan_worker.cancelled.connect(self._on_scan_cancelled)
         self.scan_action.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress_label.setText("Starting…")
@@ -399,8 +401,7 @@ class MainWindow(QMainWindow):
         dlg.setMaximum(max(1, u.total))
         dlg.setValue(min(u.done, max(1, u.total)))
         if u.total and u.done >= u.total:
-            dlg.close()
-            self._dl = None
+            self._close_download_dialog()
 
     def _on_partial(self, groups):
         """Groups among the files read so far: reviewable while the scan goes on."""
@@ -429,7 +430,22 @@ class MainWindow(QMainWindow):
         self.notice_label.setText(text)
         self.notice_label.show()
 
+    def _on_scan_cancelled(self, message: str):
+        """Cancelled before the scan began (the weights download): said, not an error."""
+        self._close_download_dialog()
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        self.progress_label.setText(message)
+        self.scan_cancelled.emit(message)
+
+    def _close_download_dialog(self):
+        dlg = getattr(self, "_dl", None)
+        if dlg is not None:
+            dlg.close()
+            self._dl = None
+
     def _on_scan_failed(self, message: str):
+        self._close_download_dialog()
         self.progress_label.setText("Scan failed.")
         self.show_problems("The scan could not run.", [message])
 

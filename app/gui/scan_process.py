@@ -6,7 +6,7 @@ import os
 import traceback
 
 from app import paths
-from app.core.progress import Progress
+from app.core.progress import Cancelled, Progress
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,10 @@ def run_scan(folders: list[str], settings: Settings, partial_every: float, messa
                           on_partial=lambda groups: messages.put(("partial", groups)), partial_every=partial_every)
     except (LibraryError, WeightsError) as exc:
         messages.put(("failed", str(exc)))
+        return
+    except Cancelled:  # before the scan began: while the weights were downloading
+        messages.put(("cancelled", "Cancelled while the ResNet-50 weights were downloading; nothing was "
+                                   "scanned. The download is offered again at the next scan."))
         return
     except Exception as exc:  # shown in the window, with the log for details
         log.error("scan failed:\n%s", traceback.format_exc())

@@ -24,6 +24,7 @@ class ProcessWorker(QObject):
     notice = Signal(str)
     finished = Signal(object)
     failed = Signal(str)
+    cancelled = Signal(str)  # stopped before it had anything to give (a cancelled download)
     what = "The job"
 
     def __init__(self, target, args: tuple):
@@ -60,7 +61,7 @@ class ProcessWorker(QObject):
                         break
                 else:
                     continue
-            if kind in ("finished", "failed"):
+            if kind in ("finished", "failed", "cancelled"):
                 outcome = (kind, payload)
             else:
                 getattr(self, kind).emit(payload)
@@ -146,7 +147,7 @@ def start_in_thread(worker: QObject) -> QThread:
     thread = QThread()
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
-    for sig in ("finished", "failed"):
+    for sig in ("finished", "failed", "cancelled"):
         if hasattr(worker, sig):
             getattr(worker, sig).connect(thread.quit)
     thread.start()
