@@ -230,3 +230,17 @@ def restore(entry: JournalEntry, journal: Journal) -> Optional[str]:
         pass
     journal.append(JournalEntry(entry.path, entry.size, entry.sha256, time.time(), entry.trash_path, "restored"))
     return None
+
+
+def restore_entries(entries: Iterable[JournalEntry], journal: Journal) -> tuple[list[JournalEntry], list[str]]:
+    """Restore the ``entries`` still in the trash as the journal recorded them: (those restored,
+    "path: why not" for the rest)."""
+    live = {(e.path, e.trash_path) for e in journal.trashed_now()}
+    back, problems = [], []
+    for e in entries:
+        why = "not in the trash any more" if (e.path, e.trash_path) not in live else restore(e, journal)
+        if why:
+            problems.append(f"{e.path}: {why}")
+        else:
+            back.append(e)
+    return back, problems

@@ -432,9 +432,9 @@ class GroupView(QScrollArea):
     def tile_side(self, n: int) -> tuple[int, int]:
         """(picture side, columns) for ``n`` copies in this panel: full cards in one row when
         they fit it; else the largest tiles that let all ``n`` fit the panel, down to TILE_MIN."""
-        extra_w, extra_h, chrome = self._tile_extra()
-        width = max(self.viewport().width() - self._host_w, 1)  # the host's own margins
-        height = max(self.viewport().height() - extra_h, 1)
+        extra_w, chrome = self._tile_extra()
+        width = max(self.viewport().width() - 2 * PANEL_MARGIN, 1)
+        height = max(self.viewport().height() - 2 * PANEL_MARGIN, 1)
         if n * (CARD_SIDE + extra_w) <= width:
             return CARD_SIDE, max(n, 1)
         for side in range(CARD_SIDE - 20, TILE_MIN - 1, -4):
@@ -444,9 +444,9 @@ class GroupView(QScrollArea):
                 return side, cols
         return TILE_MIN, max(1, width // (TILE_MIN + extra_w))
 
-    def _tile_extra(self) -> tuple[int, int, int]:
-        """(px a tile is wider than its picture, with the grid's spacing; px the panel's margins
-        take in height; px a tile is taller than its picture): from the style's metrics."""
+    def _tile_extra(self) -> tuple[int, int]:
+        """(px a tile is wider than its picture, with the grid's spacing; px a tile is taller than
+        its picture): from the style's metrics."""
         if getattr(self, "_extra", None) is None:
             holder, frame = QWidget(), QFrame()
             grid, card = QGridLayout(holder), QVBoxLayout(frame)  # a layout has the style's spacing once it has a widget
@@ -456,8 +456,7 @@ class GroupView(QScrollArea):
             check = QCheckBox().sizeHint().height()  # on the badge's line
             chrome = (2 * CARD_MARGIN + max(line, check) + 2 * line + button + 4 * max(card.spacing(), 0)
                       + max(grid.verticalSpacing(), 0))
-            self._extra = (2 * CARD_MARGIN + spacing, 2 * PANEL_MARGIN, chrome)
-            self._host_w = 2 * PANEL_MARGIN
+            self._extra = (2 * CARD_MARGIN + spacing, chrome)
         return self._extra
 
     def resizeEvent(self, event) -> None:

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QMessageBox, Q
                                QTableWidgetItem, QVBoxLayout)
 
 from app import paths
-from app.core.trash import Journal, restore
+from app.core.trash import Journal, restore_entries
 from app.gui.group_model import human_size
 
 
@@ -43,16 +43,8 @@ class JournalDialog(QDialog):
 
     def restore_selected(self):
         rows = sorted({i.row() for i in self.table.selectedIndexes()})
-        live = {(e.path, e.trash_path) for e in self.journal.trashed_now()}
-        problems = []
-        for r in rows:
-            e = list(reversed(self.entries))[r]
-            if (e.path, e.trash_path) not in live:
-                problems.append(f"{e.path}: not in the trash any more")
-                continue
-            why = restore(e, self.journal)
-            if why:
-                problems.append(f"{e.path}: {why}")
+        shown = list(reversed(self.entries))  # newest first, as the table lists them
+        _, problems = restore_entries([shown[r] for r in rows], self.journal)
         self.reload()
         self.last_problems = problems
         if problems:

@@ -14,9 +14,9 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, Q
                                QPushButton, QSlider, QSplitter, QToolBar, QVBoxLayout, QWidget)
 
 from app import APP_NAME, paths
-from app.core import ranking
+from app.core import decisions, ranking
 from app.core.decisions import Decisions
-from app.core.trash import Journal, restore
+from app.core.trash import Journal, restore_entries
 from app.core.progress import ProgressUpdate, format_eta
 from app.gui.compare_dialog import CompareDialog
 from app.gui.group_model import THUMB_SIDE, GroupListModel, human_size
@@ -597,22 +597,15 @@ class MainWindow(QMainWindow):
         try:
             for i in ids:
                 d.forget(i)
-            apart = d.apart()
         finally:
             d.close()
-        self._marks_changed(apart)
+        self._marks_changed()
 
-    def _marks_changed(self, apart=None) -> None:
-        if self.result is None:
-            return
-        if apart is None:
-            d = Decisions.for_library(self.result.library)
-            try:
-                apart = d.apart()
-            finally:
-                d.close()
-        self.result.apart = apart
-        self.regroup()
+    def _marks_changed(self) -> None:
+        """Group again with the library's marks as they are now."""
+        if self.result is not None:
+            self.result.apart = decisions.apart_for(self.result.library)
+            self.regroup()
 
     def show_decisions(self):
         self.decisions_dialog = DecisionsDialog(self.library_location(), self)
@@ -642,15 +635,8 @@ class MainWindow(QMainWindow):
     def _restore_trashed(self, entries, rows) -> None:
         """Undo of a trash action: the files back from the trash (as the journal recorded them),
         and into the groups."""
-        journal = Journal(paths.journal_path())
-        live = {(e.path, e.trash_path) for e in journal.trashed_now()}
-        back, problems = set(), []
-        for e in entries:
-            why = "not in the trash any more" if (e.path, e.trash_path) not in live else restore(e, journal)
-            if why:
-                problems.append(f"{e.path}: {why}")
-            else:
-                back.add(e.path)
+        restored, problems = restore_entries(entries, Journal(paths.journal_path()))
+        back = {e.path for e in restored}
         if self.result is not None and back:
             have = {r.path for r in self.result.rows}
             self.result.rows += [r for r in rows if r.path in back and r.path not in have]
