@@ -1,6 +1,6 @@
-"""Regenerate docs/screenshots/: the main window during a scan, the review panel (a camera photo
-beside its edited copies), a RAW + JPEG pair, the grid of a group of many copies, the copies of a
-photo from outside the library and the trash confirmation.
+"""Regenerate docs/screenshots/: the main window on a first run (no folders), during a scan, the
+review panel (a camera photo beside its edited copies), a RAW + JPEG pair, the grid of a group of
+many copies, the copies of a photo from outside the library and the trash confirmation.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python docs/make_screenshots.py PHOTO_FOLDER [--out docs/screenshots]
 
@@ -45,10 +45,12 @@ def main():
     friend = Path(tmp) / "from a friend.jpg"  # outside the library: Find copies of a photo
     ig.save(ig.resized(ig.photo(61, (1200, 800)), 0.6).rotate(90, expand=True), friend, quality=80)
     w = MainWindow()
-    w.add_folders([args.folder])
     w.show()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    app.processEvents()
+    w.grab().save(str(out / "first-run.png"))  # no folders yet: what to do next
+    w.add_folders([args.folder])
     shot = {"scan": False}
 
     def watch():

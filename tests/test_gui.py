@@ -646,3 +646,36 @@ def test_a_large_group_preselects_nothing_until_it_is_looked_at(qtbot, window, t
     window.groups.setCurrentIndex(window.model.index(1))
     assert not group.needs_look
     assert len(window.model.to_trash()) == 1 + ranking.LARGE_GROUP + 2
+
+
+def test_a_first_run_says_what_to_do_next_and_its_buttons_do_it(qtbot, window, tmp_path, monkeypatch):
+    """No folders: the review area says how Doppel works and offers to add a folder; with a
+    folder it offers the scan; a scan that finds no copies says so with the count."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from app.gui.welcome import NO_COPIES, NO_FOLDERS, READY
+
+    assert window.review_stack.currentWidget() is window.welcome
+    assert window.welcome.state == NO_FOLDERS
+    assert window.welcome.button.isVisible() and window.welcome.button.text() == "Add a photo folder…"
+    assert "Nothing is deleted" in window.welcome.text.text()
+
+    folder = tmp_path / "different"
+    for seed in (61, 62):
+        ig.save(ig.photo(seed), folder / f"{seed}.jpg")
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
+    qtbot.mouseClick(window.welcome.button, Qt.MouseButton.LeftButton)
+    assert window.folder_list() == [str(folder)]
+    assert window.welcome.state == READY and window.welcome.title.text() == "1 folder ready to scan"
+
+    with qtbot.waitSignal(window.scan_finished, timeout=120_000):
+        qtbot.mouseClick(window.welcome.button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.scan_thread is None, timeout=10_000)
+    assert window.welcome.state == NO_COPIES
+    assert "None of the 2 photos" in window.welcome.text.text()
+    assert not window.welcome.button.isVisible()
+
+
+def test_the_groups_replace_the_first_run_panel(qtbot, window, photos):
+    scan(qtbot, window, photos)
+    assert window.review_stack.currentWidget() is window.view

@@ -11,7 +11,8 @@ from PySide6.QtCore import QModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QListView, QListWidget,
                                QListWidgetItem, QMainWindow, QMessageBox, QProgressBar, QProgressDialog,
-                               QPushButton, QSlider, QSplitter, QToolBar, QVBoxLayout, QWidget)
+                               QPushButton, QSlider, QSplitter, QStackedWidget, QToolBar, QVBoxLayout,
+                               QWidget)
 
 from app import APP_NAME, paths
 from app.core import decisions, ranking
@@ -26,6 +27,7 @@ from app.gui.find_dialog import FindDialog
 from app.gui.library_dialog import LibraryDialog
 from app.gui.journal_dialog import JournalDialog
 from app.gui.thumbnails import ThumbnailCache
+from app.gui.welcome import NO_COPIES, NO_FOLDERS, READY, SCANNING, WelcomePanel
 from app.gui.workers import FindWorker, RegroupWorker, ScanWorker, TrashWorker, retire, start_in_thread
 from app.settings import KEEPER_RULES, Settings
 
@@ -54,6 +56,7 @@ class MainWindow(QMainWindow):
         self.result = None
         self.scan_worker = None
         self.scan_thread = None
+        self.scanning = False  # from Scan until the scan's result, failure or cancel arrives
         self.trash_thread = None
         self.trash_worker = None
         self.regroup_thread = None
@@ -80,6 +83,7 @@ class MainWindow(QMainWindow):
         for f in self.settings.folders:
             self._add_folder_item(f)
         self._update_trash_button()
+        self._update_welcome()
 
     # -- layout -------------------------------------------------------------------
     def _build(self):
@@ -179,7 +183,7 @@ class MainWindow(QMainWindow):
         prog = QHBoxLayout()
         self.progress_bar = QProgressBar()
         self.progress_bar.setTextVisible(True)
-        self.progress_label = QLabel("Add the folders that hold your photos, then press Scan.")
+        self.progress_label = QLabel("")
         self.progress_label.setMinimumWidth(400)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -197,7 +201,13 @@ class MainWindow(QMainWindow):
         self.view.keep_changed.connect(self.set_keep)
         self.view.compare_requested.connect(self.compare)
         self.view.apart_requested.connect(self.mark_apart)
-        rl.addWidget(self.view, 1)
+        self.welcome = WelcomePanel()
+        self.welcome.add_requested.connect(self.choose_folder)
+        self.welcome.scan_requested.connect(self.start_scan)
+        self.review_stack = QStackedWidget()  # the welcome panel until there is a group to review
+        self.review_stack.addWidget(self.welcome)
+        self.review_stack.addWidget(self.view)
+        rl.addWidget(self.review_stack, 1)
         bottom = QHBoxLayout()
         keys = QLabel("←/→ move · K keep · T/Del trash · Space compare with the keeper · C compare chosen · "
                       "Enter next group")
@@ -238,6 +248,19 @@ class MainWindow(QMainWindow):
         self.folders.addItem(item)
         self.folders.blockSignals(False)
 
+    def _update_welcome(self) -> None:
+        """The review area shows the groups when there are some, else the next step to take."""
+        if self.model.rowCount():
+            self.review_stack.setCurrentWidget(self.view)
+            return
+        if self.scanning:
+            self.welcome.show_state(SCANNING)
+        elif self.result is not None:
+            self.welcome.show_state(NO_COPIES, files=self.result.stats.files)
+        else:
+            self.welcome.show_state(READY if self.folders.count() else NO_FOLDERS, folders=self.folders.count())
+        self.review_stack.setCurrentWidget(self.welcome)
+
     def _folder_label(self, folder: str) -> str:
         return folder + ("  ★ preferred" if folder == self.settings.preferred_folder else "")
 
@@ -270,6 +293,7 @@ class MainWindow(QMainWindow):
                                            for i in range(self.folders.count())
                                            if self.folders.item(i).checkState() == Qt.CheckState.Checked]
         self._save_settings()
+        self._update_welcome()
 
     def choose_folder(self):
         d = QFileDialog.getExistingDirectory(self, "Add a photo folder", os.path.expanduser("~"))
@@ -367,6 +391,8 @@ class MainWindow(QMainWindow):
         self.cancel_button.setEnabled(True)
         self.progress_label.setText("Starting…")
         self.scan_thread = start_in_thread(self.scan_worker)
+        self.scanning = True
+        self._update_welcome()
         self.scan_thread.finished.connect(self._scan_thread_done)
         self.thumbs.start()
 
@@ -425,6 +451,7 @@ class MainWindow(QMainWindow):
             self.view.show_group(None, {})
             self.apart_button.setEnabled(False)
         self._update_trash_button()
+        self._update_welcome()
 
     def _on_notice(self, text: str):
         self.notice_label.setText(text)
@@ -432,6 +459,8 @@ class MainWindow(QMainWindow):
 
     def _on_scan_cancelled(self, message: str):
         """Cancelled before the scan began (the weights download): said, not an error."""
+        self.scanning = False
+        self._update_welcome()
         self._close_download_dialog()
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
@@ -445,12 +474,15 @@ class MainWindow(QMainWindow):
             self._dl = None
 
     def _on_scan_failed(self, message: str):
+        self.scanning = False
+        self._update_welcome()
         self._close_download_dialog()
         self.progress_label.setText("Scan failed.")
         self.show_problems("The scan could not run.", [message])
 
     def _on_scan_finished(self, result):
         self.result = result
+        self.scanning = False
         logging.getLogger(__name__).info("scan finished: %d files, %d groups, %d problems", result.stats.files,
                                          len(result.groups), len(result.problems))
         s = result.stats
