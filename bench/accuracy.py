@@ -40,7 +40,7 @@ def main():
         subprocess.run([sys.executable, str(Path(args.shared) / "make_corpus.py"), "--pool", "dev", "--seed",
                         str(args.seed), "--out", str(corpus)], check=True)
     lib = work / "accuracy-library.db"
-    for p in work.glob("accuracy-library.db*"):  # the library and its pair cache: a cold scan
+    for p in work.glob("accuracy-library.db*"):  # the library and its catalog: a cold scan
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink()
     report = work / "accuracy-report.json"
     cmd = [sys.executable, "-m", "app.cli", "scan", str(corpus / "corpus"), "--library", str(lib),

@@ -6,7 +6,7 @@ Makes ``--photos`` unit vectors shaped like CNN features (positive, in loose clu
 scenes) and 96 x 72 grayscale signatures, with planted copies (every 10th photo has a resized,
 brightened copy: vector nudged, signature resampled and brightened). Then runs the grouping stage
 exactly as a first scan does after embedding: in-process candidate search, verification in
-worker processes with every outcome written to a pair cache, complete linkage. Prints wall time
+worker processes with every outcome written to the catalog, complete linkage. Prints wall time
 per stage, peak memory of the process tree (this process + verification workers, /proc sampled
 every 0.1 s) from the start of the grouping (making the test data peaks on its own) and how many
 planted copies were grouped and how many groups hold anything else.
@@ -25,10 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.core import grouping, pair_cache  # noqa: E402
+from app.core import grouping, catalog  # noqa: E402
 from app.core.allocator import keep_freed_memory, release_freed_memory  # noqa: E402
 from app.core.library import Row  # noqa: E402
-from app.core.pair_cache import PairCache  # noqa: E402
+from app.core.catalog import Catalog  # noqa: E402
 from bench.speed import tree_rss_kb  # noqa: E402
 
 
@@ -126,16 +126,16 @@ def main():
     release_freed_memory()
     t1 = time.monotonic()
     print(f"after the search: {mb()}", flush=True)
-    # every outcome goes to a pair cache as a scan's do (pipeline.find_pairs); positives are held
+    # every outcome goes to the catalog as a scan's do (pipeline.find_pairs); positives are held
     with tempfile.TemporaryDirectory() as tmp:
-        cache = PairCache(os.path.join(tmp, "pairs.sqlite"), {})
-        stamps = {r.id: pair_cache.stamp(r.size, r.mtime_ns) for r in rows}
+        cache = Catalog(os.path.join(tmp, "pairs.sqlite"), {})
+        stamps = {r.id: catalog.stamp(r.size, r.mtime_ns) for r in rows}
         outcomes = grouping.verify_candidates(cands, lambda i: sig[i], workers=args.workers,
                                               record=lambda done: cache.add(done, stamps))
         stored = cache.db.execute("SELECT count(*) FROM pairs").fetchone()[0]
         cache.close()
     t2 = time.monotonic()
-    print(f"after verification: {mb()}; {stored} outcomes in the pair cache", flush=True)
+    print(f"after verification: {mb()}; {stored} outcomes in the catalog", flush=True)
     pairs = grouping.positive_pairs(outcomes)
     groups = grouping.groups_from_pairs(rows, pairs)
     t3 = time.monotonic()

@@ -6,7 +6,7 @@ A scan started from the window shows groups while it reads (pipeline.PartialGrou
 of new photos is searched against those read so far and its candidates are verified at once, in
 the scan process. The final stage (pipeline.find_pairs) then searches the whole library and
 verifies only what the reading did not. This feeds grouping_scale.py's synthetic photos through
-both, a batch at a time as pipeline.scan does after embedding them, with a real pair cache and
+both, a batch at a time as pipeline.scan does after embedding them, with a real catalog and
 library in a temporary folder (every row holds its vector and signature, so Milvus is not
 started). Verification during the reading runs in ``--workers`` processes, as in a scan from the
 window. Prints what the groups-so-far hold once everything is read, the peak memory of the
@@ -26,10 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.core import grouping, pair_cache, pipeline, verify  # noqa: E402
+from app.core import grouping, catalog, pipeline, verify  # noqa: E402
 from app.core.allocator import keep_freed_memory  # noqa: E402
 from app.core.library import Library, Row  # noqa: E402
-from app.core.pair_cache import PairCache  # noqa: E402
+from app.core.catalog import Catalog  # noqa: E402
 from app.core.progress import Progress  # noqa: E402
 from bench.grouping_scale import photos, planted_and_other  # noqa: E402
 from bench.speed import tree_rss_kb  # noqa: E402
@@ -64,7 +64,7 @@ def main():
           f"{start / 1024:.0f} MB", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         settings = {"top_k": grouping.TOP_K, "candidate_cosine": grouping.CANDIDATE_COSINE, "verify": verify.VERSION}
-        cache = PairCache(os.path.join(tmp, "pairs.sqlite"), settings)
+        cache = Catalog(os.path.join(tmp, "pairs.sqlite"), settings)
         t0 = time.monotonic()
         partial = pipeline.PartialGroups(lambda groups: None, float("inf"), 0.5, lambda groups: None, cache,
                                          args.workers)
@@ -81,7 +81,7 @@ def main():
               f"than before the first; {held} outcomes held then, {len(partial.outcomes)} after the chunks sent",
               flush=True)
         library = Library(os.path.join(tmp, "library.db"), "synthetic", args.dim)
-        pairs = pipeline.find_pairs(rows, library, cache, pair_cache.scope_key(["/synthetic"]), Progress(),
+        pairs = pipeline.find_pairs(rows, library, cache, catalog.scope_key(["/synthetic"]), Progress(),
                                     args.workers, partial.outcomes, partial.rejected)
         groups = grouping.groups_from_pairs(rows, pairs)
         t2 = time.monotonic()
@@ -90,7 +90,7 @@ def main():
         cache.close()
         library.close()
     planted, other = planted_and_other(groups, copies)
-    print(f"final stage {t2 - t1:.1f} s; {stored} outcomes in the pair cache")
+    print(f"final stage {t2 - t1:.1f} s; {stored} outcomes in the catalog")
     print(f"peak memory from the first batch on (process tree) {peak[0] / 1024:.0f} MB")
     print(f"planted copies grouped {planted}/{len(copies)}; groups holding anything else: {other}")
 

@@ -3,8 +3,8 @@
     .venv/bin/python bench/verification_cost.py [--library bench/work/speed-library.db] [--chunks 0]
                                                 [--photos 100000] [--workers 2]
 
-Takes the candidate pairs a scan verified (its pair cache, read-only) and every photo's
-signature and local features (its pair cache), puts the pairs in the order a scan verifies them (grouping.verifiable)
+Takes the candidate pairs a scan verified (its catalog, read-only) and every photo's
+signature and local features (its catalog), puts the pairs in the order a scan verifies them (grouping.verifiable)
 and verifies them again in this process, chunk by chunk as a worker does (``--chunks N``: N
 chunks spread over the list; 0: all). Prints the time per pair, the feature-matching and RANSAC calls
 per pair and their share of that time, whether every outcome is the one the scan stored, and what
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from app.core import grouping, pair_cache, verify  # noqa: E402
+from app.core import grouping, catalog, verify  # noqa: E402
 from app.core.library import Library, collection_name  # noqa: E402
 from app.core.model import DIMS, FALLBACK_NAME  # noqa: E402
 
@@ -40,12 +40,12 @@ def main():
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
 
-    cache_path = pair_cache.location_for(args.library, collection_name(args.model))
-    db = sqlite3.connect(f"file:{cache_path}?mode=ro", uri=True)  # read-only: PairCache would wipe a mismatch
+    cache_path = catalog.location_for(args.library, collection_name(args.model))
+    db = sqlite3.connect(f"file:{cache_path}?mode=ro", uri=True)  # read-only: Catalog would wipe a mismatch
     stored_version = dict(db.execute("SELECT key, value FROM meta")).get("settings", "")
     stored = {(a, b): (cos, score, how, t) for a, b, cos, score, how, t in
               db.execute("SELECT a, b, cosine, score, how, transform FROM pairs")}
-    # what verification reads: the signature and the local features, kept in the pair cache
+    # what verification reads: the signature and the local features, kept in the catalog
     sigs = {i: (np.frombuffer(pixels, np.uint8).reshape(h, w), feats)
             for i, h, w, pixels, feats in db.execute("SELECT id, h, w, pixels, features FROM signatures")}
     db.close()
@@ -53,7 +53,7 @@ def main():
         rows = lib.rows()
     cands = {k: v[0] for k, v in stored.items()}
     keys = grouping.verifiable(cands, sigs.get)
-    print(f"{args.library}: {len(rows)} photos, {len(stored)} pairs in the pair cache ({stored_version}), "
+    print(f"{args.library}: {len(rows)} photos, {len(stored)} pairs in the catalog ({stored_version}), "
           f"{len(keys)} with both signatures; this code's verify.VERSION is {verify.VERSION}")
 
     chunks = [keys[s:s + grouping.CHUNK_MAX] for s in range(0, len(keys), grouping.CHUNK_MAX)]

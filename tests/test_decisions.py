@@ -106,14 +106,14 @@ def test_a_scan_remembers_what_its_stages_cost_on_this_machine(library, embedder
     import json
     import sqlite3
 
-    from app.core import pair_cache
+    from app.core import catalog
 
     root = tmp_path / "many"
     for i in range(24):  # enough photos for a rate (ScanPlan.measured)
         ig.save(ig.photo(400 + i, (320, 240)), root / f"p{i:02d}.jpg")
     ig.save(ig.resized(ig.photo(400, (320, 240)), 0.5), root / "p00 small.jpg")
     pipeline.scan([str(root)], library, embedder, workers=0)
-    db = sqlite3.connect(pair_cache.location_for(library.location, library.collection))
+    db = sqlite3.connect(catalog.location_for(library.location, library.collection))
     costs = json.loads(db.execute("SELECT value FROM meta WHERE key = 'stage_costs'").fetchone()[0])
     db.close()
     assert {"embed", "verify", "keeper"} <= costs.keys() and all(v > 0 for v in costs.values())

@@ -218,7 +218,7 @@ def test_quarter_turned_copies_of_photos_with_an_up_direction_are_grouped(tmp_pa
 
 
 def test_a_turned_copy_added_later_is_found_by_a_rescan(tmp_path, library, embedder, monkeypatch):
-    """The rescan reads only the new photo; the squares of the others come from the pair cache."""
+    """The rescan reads only the new photo; the squares of the others come from the catalog."""
     root = tmp_path / "p"
     t = town(60)
     ig.save(t, root / "town.jpg")

@@ -1,4 +1,4 @@
-"""The paths that make scans fast: in-process search, the pair cache, Milvus for a few new photos,
+"""The paths that make scans fast: in-process search, the catalog's remembered pairs, Milvus for a few new photos,
 reduced precision and the lazily loaded model. Each is checked against the slow, plain way."""
 import os
 import subprocess
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.core import pair_cache, pipeline, search
+from app.core import catalog, pipeline, search
 from app.core.library import Library, Row, path_id
 from app.core.pipeline import scan
 from tests import imagegen as ig
@@ -153,12 +153,12 @@ def test_a_large_library_is_held_and_searched_in_float16_with_the_same_groups(tm
         other.close()
 
 
-def test_rescan_regroups_from_the_pair_cache_and_new_files_join(tmp_path, library, embedder, monkeypatch):
+def test_rescan_regroups_from_the_catalog_and_new_files_join(tmp_path, library, embedder, monkeypatch):
     root = tmp_path / "photos"
     a = make_folder(root)
     first = scan([str(root)], library, embedder, workers=0)
     assert groups_of(first) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
-    assert Path(pair_cache.location_for(library.location, library.collection)).is_file()
+    assert Path(catalog.location_for(library.location, library.collection)).is_file()
 
     # unchanged: nothing read, nothing searched or verified, same groups
     calls = []
@@ -241,7 +241,7 @@ def test_a_scan_cancelled_while_verifying_keeps_the_chunks_it_finished(tmp_path,
 
     cancelled = scan([str(root)], library, embedder, CancelInTheSecondChunk(), workers=0)
     assert cancelled.stats.cancelled and sizes[0] >= 6
-    with sqlite3.connect(pair_cache.location_for(library.location, library.collection)) as db:
+    with sqlite3.connect(catalog.location_for(library.location, library.collection)) as db:
         assert db.execute("SELECT count(*) FROM pairs").fetchone()[0] == 2  # the first chunk, not the second
     again = scan([str(root)], library, embedder, workers=0)
     assert sizes[1] == sizes[0] - 2  # what was kept is not verified again
@@ -286,7 +286,7 @@ def test_the_groups_so_far_remember_every_outcome_and_hold_only_the_verified(tmp
     assert vectors == [0]  # the groups-so-far dropped their vectors before the final search
     assert known == {k: v for k, v in reading.items() if v[1].score >= loosest} and not checked
     assert not reading.keys() & final.keys()  # nothing verified twice
-    with sqlite3.connect(pair_cache.location_for(library.location, library.collection)) as db:
+    with sqlite3.connect(catalog.location_for(library.location, library.collection)) as db:
         stored = {(a, b) for a, b in db.execute("SELECT a, b FROM pairs")}
     assert stored == reading.keys() | final.keys()
 
@@ -324,19 +324,6 @@ def test_a_verification_worker_that_dies_leaves_its_pairs_to_the_rest_of_the_sca
     assert not result.stats.cancelled and not result.problems
     assert groups_of(result) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
     assert "groups so far" in caplog.text
-
-
-def test_without_a_pair_cache_the_groups_so_far_keep_what_they_rejected(tmp_path, library, embedder, monkeypatch):
-    root = tmp_path / "photos"
-    make_folder(root)
-    os.makedirs(pair_cache.location_for(library.location, library.collection))  # a folder in its place: unusable
-    calls = spy_on_verification(monkeypatch)
-    result = window_scan(root, library, embedder)
-    assert groups_of(result) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
-    loosest = pipeline.grouping.verify_threshold(0.0)
-    reading, final = calls[0], {k: v for c in calls[1:] for k, v in c.items()}
-    assert any(m.score < loosest for _, m in reading.values())
-    assert not reading.keys() & final.keys()
 
 
 def test_a_window_scan_cancelled_while_reading_keeps_what_it_verified(tmp_path, library, embedder, monkeypatch):

@@ -199,19 +199,16 @@ def test_partial_groups_during_scan_agree_with_the_final_groups(photo_folder, li
 
 
 def test_a_photo_whose_features_were_lost_is_read_again_to_verify_a_new_copy(tmp_path, library, embedder):
-    """Local features live in the pair cache beside the library, not in Milvus: if that file is
-    gone, the original a new copy is compared with is decoded again, not left unverifiable."""
-    from app.core import pair_cache
-    from app.core.library import collection_name
-
+    """Local features live in the catalog, not in Milvus, and go when the verification settings
+    change: the original a new copy is compared with is then decoded again, not left unverifiable."""
     root = tmp_path / "p"
     a = ig.photo(91, (900, 600))
     ig.save(a, root / "a.jpg")
     ig.save(ig.photo(92, (900, 600)), root / "b.jpg")
     assert scan([str(root)], library, embedder, workers=0).groups == []
-    cache_file = pair_cache.location_for(library.location, collection_name(embedder.name))
-    assert os.path.exists(cache_file)
-    os.remove(cache_file)
+    assert library.catalog.db.execute("SELECT count(*) FROM signatures WHERE features IS NOT NULL").fetchone()[0] == 2
+    library.catalog.db.execute("UPDATE signatures SET features = NULL")  # what a settings change does
+    library.catalog.db.commit()
     ig.save(ig.crop_fraction(a, 0.7), root / "a crop.jpg")
     result = scan([str(root)], library, embedder, workers=0)
     assert result.stats.embedded == 1  # only the new file was read into the library

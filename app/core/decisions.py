@@ -7,7 +7,7 @@ every other; marking one copy parts it from the rest of its group. Byte-identica
 same bytes, so no mark parts them.
 
 Kept in a SQLite file of its own beside the library (for a Milvus server, in the data folder):
-the pair cache is emptied when verification changes, and a person's decisions must outlive that.
+the catalog's verified pairs are emptied when verification changes, and a person's decisions must outlive that.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.core import grouping, pair_cache
+from app.core import grouping
 from app.core.decode import decode_file
 from app.core.library import Library, Row
 from app.core.walk import FileEntry
@@ -80,16 +80,11 @@ def find_copies(photo: str, library: Library, embedder, similarity: float = 0.5,
 
 
 def _features(library: Library, rows: dict[int, Row]) -> None:
-    """The content features verification reads, from the library's pair cache (a scan keeps them
+    """The content features verification reads, from the library's catalog (a scan keeps them
     there, not in Milvus), for the rows as they were scanned."""
-    from app.core.pipeline import attach_signatures, cache_settings
+    from app.core.pipeline import attach_signatures
 
-    cache = pair_cache.PairCache.open(library.location, library.collection, cache_settings())
-    try:
-        attach_signatures(library, rows, set(rows), cache)
-    finally:
-        if cache is not None:
-            cache.close()
+    attach_signatures(library, rows, set(rows), library.catalog)
 
 
 def to_dict(result: FindResult) -> dict:

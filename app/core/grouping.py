@@ -253,7 +253,7 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
                       ) -> dict[tuple[int, int], tuple[float, verify.Match]]:
     """Verify every candidate; returns (a, b) -> (cosine, Match) for those verified at the loosest
     setting (``positive_pairs``). ``record`` receives the outcomes of every pair, rejected ones
-    too, a chunk at a time as they come (the pair cache remembers the low scores, so a rescan
+    too, a chunk at a time as they come (the catalog remembers the low scores, so a rescan
     does not verify them again): a first scan of 100,000 photos rejects about a million pairs,
     and held here as objects they were about 500 MB.
 

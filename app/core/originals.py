@@ -3,7 +3,7 @@
 Two kinds of evidence, neither of them a file size (an edit that adds bytes must not win):
 
 - Facts of each photo, read when it is decoded (``photo_facts``): is it in colour, which camera
-  and date its EXIF names, is it a camera RAW. Kept in the pair cache beside the library.
+  and date its EXIF names, is it a camera RAW. Kept in the library's catalog.
 - What verification found between the members of a group (``edits``): which copy another one
   contains with more around it (a crop or zoom), and which copies are turned or mirrored against
   the orientation most of the group shares.

@@ -20,12 +20,12 @@ from typing import Callable, Iterable, Iterator, Optional
 import numpy as np
 
 from app import __version__
-from app.core import content, decisions, grouping, pair_cache, ranking, verify
+from app.core import catalog, content, decisions, grouping, ranking, verify
 from app.core.allocator import keep_freed_memory, release_freed_memory
 from app.core.decode import Decoded, decode_file
 from app.core.library import Library, Row, path_id
 from app.core.lifeline import exit_with_parent
-from app.core.pair_cache import PairCache
+from app.core.catalog import Catalog
 from app.core.progress import Cancelled, Progress, ScanPlan
 from app.core.walk import FileEntry, WalkProblem, inside, walk
 
@@ -172,7 +172,7 @@ class PartialGroups:
     cancelled scan shows the groups among everything it read, and the final stage verifies only
     what they did not.
 
-    Every outcome goes to the pair cache as it comes (``cache``), and only the pairs that
+    Every outcome goes to the catalog as it comes (``cache``), and only the pairs that
     verified are held: a first scan of 100,000 photos rejects about a million pairs, about
     500 MB as objects. Without a cache the rejected pairs are held as keys, so that the final
     stage does not verify them again.
@@ -183,7 +183,7 @@ class PartialGroups:
     FEWEST_NEIGHBOURS = 4
 
     def __init__(self, callback: Callable, every: float, similarity: float, rank,
-                 cache: Optional[PairCache] = None, workers: int = 0, floor: float = grouping.CANDIDATE_COSINE,
+                 cache: Optional[Catalog] = None, workers: int = 0, floor: float = grouping.CANDIDATE_COSINE,
                  apart: Iterable = ()):
         self.callback, self.every = callback, every
         self.apart = apart
@@ -279,7 +279,7 @@ class PartialGroups:
         """Every outcome, rejected ones too: the final stage must not verify a pair again."""
         if self.cache is not None:
             rows = self.rows
-            self.cache.add(done, {i: pair_cache.stamp(rows[i].size, rows[i].mtime_ns) for key in done for i in key})
+            self.cache.add(done, {i: catalog.stamp(rows[i].size, rows[i].mtime_ns) for key in done for i in key})
         else:
             loosest = grouping.verify_threshold(0.0)
             self.rejected.update(k for k, (_, m) in done.items() if m.score < loosest)
@@ -326,13 +326,13 @@ MILVUS_QUERIES_MAX = 200
 SERVER_BATCH = 256  # queries sent to a server at once: a batch's vectors and hits, a few MB
 
 
-def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], scope: str, progress: Progress,
+def find_pairs(good: list[Row], library: Library, cache: Optional[Catalog], scope: str, progress: Progress,
                workers: int, known: Optional[dict] = None, checked: Iterable = ()) -> list[grouping.Pair]:
     """Verified pairs among ``good`` (the decodable rows in the scanned folders).
 
     Only photos not yet searched in this scope (new, changed, or the folders changed) look up
     their neighbours, and only pairs without a remembered outcome are verified: an unchanged
-    library regroups from the pair cache without touching a vector or a signature. Rows read in
+    library regroups from the catalog without touching a vector or a signature. Rows read in
     this scan still hold their vectors and signatures; the others' are loaded when needed.
     ``known``: outcomes verified earlier in this scan (PartialGroups), already in ``cache`` when
     there is one; ``checked``: pairs it rejected that no cache remembers.
@@ -340,7 +340,7 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
     reps, _ = grouping.representatives(good)
     rep_ids = [r.id for r in reps]
     wanted = set(rep_ids)
-    stamps = {r.id: pair_cache.stamp(r.size, r.mtime_ns) for r in good}
+    stamps = {r.id: catalog.stamp(r.size, r.mtime_ns) for r in good}
     done = cache.searched(scope, stamps) if cache else set()
     outcomes = cache.positives(stamps, grouping.verify_threshold(0.0)) if cache else {}
     from_scan = dict(known or {})
@@ -432,7 +432,7 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[PairCache], sc
     return grouping.positive_pairs({k: v for k, v in outcomes.items() if k[0] in wanted and k[1] in wanted})
 
 
-def turn_squares(ids: list[int], by_id: dict[int, Row], cache: Optional[PairCache], stamps: dict[int, int]) -> dict:
+def turn_squares(ids: list[int], by_id: dict[int, Row], cache: Optional[Catalog], stamps: dict[int, int]) -> dict:
     """Each photo's (content square, content share), for turned candidates and the keeper: from
     the features of the rows read in this scan (the cache keeps them), else as the cache
     remembers them."""
@@ -444,28 +444,23 @@ def turn_squares(ids: list[int], by_id: dict[int, Row], cache: Optional[PairCach
     return {**held, **fresh}
 
 
-def attach_signatures(library: Library, by_id: dict[int, Row], ids, cache: Optional[PairCache] = None,
+def attach_signatures(library: Library, by_id: dict[int, Row], ids, cache: Optional[Catalog] = None,
                       remember: bool = False) -> None:
-    """Give the rows ``ids`` their signatures: the ones held in memory, else from the pair cache
-    (stored for the file as it is now), else from the library. ``remember``: the cache keeps the
-    ones it lacked (only paired photos': a first scan verifies nearly every photo).
-
-    An unchanged 5,000-photo rescan that keeps them for regrouping (the window's) took 3.2-3.5 s
-    with them from Milvus Lite (importing pymilvus, starting it, the query) and 0.6-0.75 s with
-    them from the cache.
-    """
+    """Give the rows ``ids`` their signatures and features: the ones held in memory, else from
+    the catalog (``cache``, else the library's; stored for the file as it is now), else read
+    from the file again. ``remember``: the catalog keeps what it lacked."""
     ids = set(ids)
     if not ids:
         return
-    stamps = {i: pair_cache.stamp(by_id[i].size, by_id[i].mtime_ns) for i in ids}
+    stamps = {i: catalog.stamp(by_id[i].size, by_id[i].mtime_ns) for i in ids}
     held = cache.signatures_held(stamps) if cache is not None else set()
     for i, (sig, feats) in (cache.signatures([i for i in held if by_id[i].signature is None]) if held else {}).items():
         by_id[i].signature, by_id[i].features = sig, feats
     for r in library.get([i for i in ids if by_id[i].signature is None], with_signature=True):
         by_id[r.id].signature = r.signature
-    # Features live only in the pair cache; a photo whose features it lost (a deleted cache, a
-    # library scanned by an older Doppel) is read again for them rather than never verified.
-    lost = [i for i in ids if by_id[i].features is None and by_id[i].signature is not None]
+    # Features live only in the catalog, and go when the verification settings change; a photo
+    # without them (or without a signature) is read again rather than never verified.
+    lost = [i for i in ids if by_id[i].features is None or by_id[i].signature is None]
     for i in lost:
         r = by_id[i]
         try:
@@ -485,13 +480,13 @@ def attach_signatures(library: Library, by_id: dict[int, Row], ids, cache: Optio
 
 
 def cache_settings() -> dict:
-    """What the pair cache's outcomes depend on: opened with other values, it starts empty."""
+    """What the catalog's verification outcomes depend on: opened with other values, they start empty."""
     return {"top_k": grouping.TOP_K, "candidate_cosine": grouping.CANDIDATE_COSINE,
             "verify": verify.VERSION, "doppel": __version__}
 
 
 def group_rows(good: list[Row], pairs: list[grouping.Pair], similarity: float, library: Library,
-               cache: Optional[PairCache], keep_signatures: bool, overlaps: Optional[dict] = None,
+               cache: Optional[Catalog], keep_signatures: bool, overlaps: Optional[dict] = None,
                apart: Iterable = ()) -> list[grouping.Group]:
     """groups_from_pairs, or the groups it made last time from exactly these rows and pairs.
 
@@ -529,10 +524,10 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
     def rank(groups, progress=None):
         ranking.rank_groups(groups, review, progress)
 
-    # open before the reading: the groups-so-far remember their outcomes in it as they come
-    cache = PairCache.open(library.location, library.collection, cache_settings())
+    # the library's catalog: the groups-so-far remember their outcomes in it as they come
+    cache = library.catalog
     apart = decisions.apart_for(library.location)
-    plan = ScanPlan(cache.stage_costs() if cache is not None else {})
+    plan = ScanPlan(cache.stage_costs())
     partial = None
     if on_partial:
         partial = PartialGroups(on_partial, partial_every, similarity, rank, cache,
@@ -599,10 +594,9 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
                     if r.features is not None:
                         r.content_share = content.square_of(r.features)[1]
                 library.upsert(out)  # as computed: only the copy held for the search is rounded
-                if cache is not None:  # the catalog of what verification and the keeper read (not in Milvus)
-                    out_stamps = {r.id: pair_cache.stamp(r.size, r.mtime_ns) for r in out}
-                    cache.add_signatures({r.id: r.evidence() for r in out if r.signature is not None}, out_stamps)
-                    cache.add_facts({r.id: r.facts for r in out if r.facts}, out_stamps)
+                # what the keeper is chosen on, beside the files in the catalog (not in Milvus)
+                cache.add_facts({r.id: r.facts for r in out if r.facts},
+                                {r.id: catalog.stamp(r.size, r.mtime_ns) for r in out})
                 if held_dtype is not np.float32:
                     for r in out:
                         if r.vector is not None:
@@ -651,7 +645,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
             partial.done_reading()
         if not stats.cancelled:
             try:
-                pairs = find_pairs(good, library, cache, pair_cache.scope_key(folders), progress,
+                pairs = find_pairs(good, library, cache, catalog.scope_key(folders), progress,
                                    default_workers() if workers is None else max(workers, 1),
                                    partial.outcomes if partial else None, partial.rejected if partial else ())
                 progress.start(0, "group", f"Grouping {len(good)} photos by {len(pairs)} verified pairs")
@@ -668,7 +662,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
             stats.cancelled = True
             rank(groups)
         progress.finish()
-        if cache is not None and not stats.cancelled:
+        if not stats.cancelled:
             cache.set_stage_costs(plan.measured(progress.took))
         for r in good:  # searched: only signatures of paired photos are kept for regrouping
             r.vector = None
@@ -680,5 +674,3 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
     finally:
         if partial is not None:  # its worker processes, when the scan failed
             partial.done_reading()
-        if cache is not None:
-            cache.close()

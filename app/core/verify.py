@@ -30,7 +30,7 @@ from app.core import content
 
 cv2.setNumThreads(1)
 
-# Outcomes remembered between scans (pair_cache.py) are dropped when this changes: bump it
+# Outcomes remembered between scans (catalog.py) are dropped when this changes: bump it
 # whenever a change here can turn a verdict.
 VERSION = 8
 MIN_TEMPLATE = 20  # px of the 96 px signature: a smaller shared region carries too little evidence

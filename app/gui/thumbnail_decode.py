@@ -5,11 +5,11 @@ priority: a worker starting up does not take a core from the window either.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import tempfile
 
-from app.core import library_snapshot
 from app.core.lifeline import exit_with_parent
 from app.gui.scan_process import SCAN_NICENESS
 
@@ -62,7 +62,8 @@ def decode_to_file(path: str, side: int, folder: str) -> tuple[int, int, str, st
         return width, height, name, str(taken)[:200]
     except Exception:  # nothing larger than this tuple goes back, not even a traceback
         if name:
-            library_snapshot.discard(name)
+            with contextlib.suppress(OSError):
+                os.unlink(name)
         return 0, 0, "", ""
 
 

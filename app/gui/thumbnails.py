@@ -2,8 +2,10 @@
 dialog's) from the same workers, not cached."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
+import os
 import shutil
 import tempfile
 import weakref
@@ -15,7 +17,6 @@ from typing import Optional
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
-from app.core import library_snapshot
 from app.gui.thumbnail_decode import decode_to_file, init_worker, warm_up
 
 # Processes, not threads: decoding in threads of the window's process (a full-size PNG has no
@@ -34,7 +35,8 @@ def from_file(width: int, height: int, name: str) -> QImage:
     except OSError:  # the folder went with close()
         return QImage()
     finally:
-        library_snapshot.discard(name)
+        with contextlib.suppress(OSError):
+            os.unlink(name)
     if len(data) != width * height * 3:
         return QImage()
     return QImage(data, width, height, width * 3, QImage.Format.Format_RGB888).copy()

@@ -1,12 +1,23 @@
-"""Verification outcomes remembered between scans, so a rescan searches and verifies only what changed.
+"""The catalog: the library's single record of its files, in one SQLite file.
 
-A SQLite file beside the library (or in the data folder for a Milvus server). Every outcome is
-stored with both photos' stamps (size, mtime_ns): an outcome of a file that changed since no
-longer matches and is recomputed. ``searched`` records, per set of scanned folders, which photos
-already had their neighbours searched, so an unchanged library regroups from here alone; and
-the groups last made from exactly the same rows and verified pairs, so it need not link them again;
-and the signatures of photos in a pair, so a rescan that keeps them for regrouping (the window's)
-need not start Milvus for them. It only ever saves work: deleting the file costs one slower scan.
+Milvus holds each decodable photo's vector under its id and answers vector queries; everything
+else a scan knows is here:
+
+- ``files``: every file read (path, size, mtime_ns, content hash, size in pixels, model, problem):
+  what a rescan compares the folders with, so an unchanged rescan reads only this file;
+- ``signatures``: each photo's small grayscale signature (and, while the verification settings
+  are the same, its packed local features), what verification reads;
+- verified pairs, the photos whose neighbours were searched per set of folders, the groupings
+  made from them, the content squares and the photo facts the keeper is chosen on.
+
+The verification outcomes and what derives from them are stored with both photos' stamps (size,
+mtime_ns): an outcome of a file that changed since no longer matches and is recomputed; opened
+with other verification settings they start empty. ``files`` and the signatures are kept across
+such changes: they are facts of the file as it was read.
+
+The catalog and Milvus are reconciled by id (library.py): the catalog says which photos there
+are, Milvus which of them have a vector. The "not duplicates" marks are kept apart
+(decisions.py): they outlive a library that is rebuilt.
 """
 from __future__ import annotations
 
@@ -38,19 +49,37 @@ def scope_key(folders: Iterable[str]) -> str:
 
 
 def location_for(library_location: str, collection: str) -> str:
+    """Beside a Milvus Lite library; in the data folder for a server library (by URI and database)."""
     if "://" in library_location:
         digest = hashlib.sha1(library_location.encode()).hexdigest()[:16]
-        return str(paths.data_dir() / "pair-cache" / f"{digest}-{collection}.sqlite")
-    return f"{os.path.abspath(library_location)}.{collection}.pairs.sqlite"
+        return str(paths.data_dir() / "catalog" / f"{digest}-{collection}.sqlite")
+    return f"{os.path.abspath(library_location)}.{collection}.catalog.sqlite"
 
 
-class PairCache:
+FILE_COLUMNS = "id, path, size, mtime_ns, sha256, width, height, format, model, problem"
+
+
+class CatalogError(RuntimeError):
+    pass
+
+
+class Catalog:
     def __init__(self, path: str, settings: dict):
         self.path = path
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self.db = sqlite3.connect(path)
+        try:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            self.db = sqlite3.connect(path)
+            self._create(settings)
+        except (sqlite3.Error, OSError) as exc:
+            raise CatalogError(f"cannot open the library's catalog {path}: {exc}") from exc
+
+    def _create(self, settings: dict) -> None:
         self.db.executescript(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);"
+            # path: the file name's bytes (os.fsencode), so any name a file system allows is kept
+            "CREATE TABLE IF NOT EXISTS files (id INTEGER PRIMARY KEY, path BLOB, size INTEGER,"
+            " mtime_ns INTEGER, sha256 TEXT, width INTEGER, height INTEGER, format TEXT, model TEXT,"
+            " problem TEXT);"
             "CREATE TABLE IF NOT EXISTS pairs (a INTEGER, b INTEGER, sa INTEGER, sb INTEGER, cosine REAL,"
             " score REAL, how TEXT, transform INTEGER, scale REAL, outer_side TEXT, rect TEXT,"
             " PRIMARY KEY (a, b));"
@@ -63,27 +92,57 @@ class PairCache:
         wanted = json.dumps({"format": FORMAT, **settings}, sort_keys=True)
         row = self.db.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
         if row is None or row[0] != wanted:
+            # what verification derived goes; the files and their signatures stay (features are
+            # read again where verification needs them: pipeline.attach_signatures)
             self.db.executescript("DELETE FROM pairs; DELETE FROM searched; DELETE FROM groupings; "
-                                  "DELETE FROM signatures; DELETE FROM squares; DELETE FROM facts;")
+                                  "UPDATE signatures SET features = NULL; DELETE FROM squares; DELETE FROM facts;")
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('settings', ?)", (wanted,))
             self.db.commit()
 
-    @classmethod
-    def open(cls, library_location: str, collection: str, settings: dict) -> Optional["PairCache"]:
-        """The cache for a library, or None when it cannot be used (a scan then simply does all the work)."""
-        path = location_for(library_location, collection)
-        try:
-            return cls(path, settings)
-        except (sqlite3.Error, OSError) as exc:
-            log.warning("pair cache %s unusable (%s); scanning without it", path, exc)
-            try:
-                os.unlink(path)
-                return cls(path, settings)
-            except (sqlite3.Error, OSError):
-                return None
-
     def close(self) -> None:
         self.db.close()
+
+    # -- files --------------------------------------------------------------------
+    def file_rows(self) -> list[tuple]:
+        """Every file as a tuple in FILE_COLUMNS order (the path decoded)."""
+        return [(i, os.fsdecode(p), *rest) for i, p, *rest in self.db.execute(f"SELECT {FILE_COLUMNS} FROM files")]
+
+    def files(self, ids: list[int]) -> list[tuple]:
+        out = []
+        for k in range(0, len(ids), 500):
+            chunk = ids[k:k + 500]
+            out += [(i, os.fsdecode(p), *rest) for i, p, *rest in self.db.execute(
+                f"SELECT {FILE_COLUMNS} FROM files WHERE id IN ({','.join('?' * len(chunk))})", chunk)]
+        return out
+
+    def photo_ids(self) -> set[int]:
+        """The files that have a vector in Milvus: those that could be read."""
+        return {i for (i,) in self.db.execute("SELECT id FROM files WHERE problem = ''")}
+
+    def put_files(self, rows: Iterable[tuple]) -> None:
+        """``rows``: tuples in FILE_COLUMNS order; the signatures go with add_signatures."""
+        self.db.executemany(f"INSERT OR REPLACE INTO files ({FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            ((i, os.fsencode(p), *rest) for i, p, *rest in rows))
+        self.db.commit()
+
+    def drop_files(self, ids: list[int]) -> None:
+        for k in range(0, len(ids), 500):
+            chunk = ids[k:k + 500]
+            marks = ",".join("?" * len(chunk))
+            for table in ("files", "signatures", "squares", "facts"):
+                self.db.execute(f"DELETE FROM {table} WHERE id IN ({marks})", chunk)
+        self.db.commit()
+
+    def file_count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM files").fetchone()[0]
+
+    def get_meta(self, key: str) -> Optional[str]:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        self.db.commit()
 
     def positives(self, stamps: dict[int, int], min_score: float) -> dict:
         """(a, b) -> (cosine, match) for stored pairs scoring at least ``min_score`` whose two
