@@ -605,6 +605,11 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
                 written.update((r.id, r) for r in out)
                 if partial is not None:
                     partial.add(out)
+                elif library.is_server:
+                    # the server holds them: its search takes them back a batch at a time
+                    # (find_pairs), so the client never holds a whole library's vectors
+                    for r in out:
+                        r.vector = None
                 last = batch[-1].entry.path
                 n = len(batch)
                 batch.clear()  # before advance(): it raises Cancelled, and this batch is stored
