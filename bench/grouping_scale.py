@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.core import grouping, catalog  # noqa: E402
+from app.core import candidates, catalog, grouping, verification  # noqa: E402
 from app.core.allocator import keep_freed_memory, release_freed_memory  # noqa: E402
 from app.core.library import Row  # noqa: E402
 from app.core.catalog import Catalog  # noqa: E402
@@ -118,10 +118,10 @@ def main():
           flush=True)
     t0 = time.monotonic()
     ids = [r.id for r in rows]
-    hits = grouping.nearest_hits(ids, vec)
+    hits = candidates.nearest_hits(ids, vec)
     del vec  # as in a scan: nothing after the search needs the vectors (pipeline.find_pairs)
     release_freed_memory()
-    cands = grouping.fold_hits(*hits)
+    cands = candidates.fold_hits(*hits)
     del hits
     release_freed_memory()
     t1 = time.monotonic()
@@ -130,7 +130,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         cache = Catalog(os.path.join(tmp, "pairs.sqlite"), {})
         stamps = {r.id: catalog.stamp(r.size, r.mtime_ns) for r in rows}
-        outcomes = grouping.verify_candidates(cands, lambda i: sig[i], workers=args.workers,
+        outcomes = verification.verify_candidates(cands, lambda i: sig[i], workers=args.workers,
                                               record=lambda done: cache.add(done, stamps))
         stored = cache.db.execute("SELECT count(*) FROM pairs").fetchone()[0]
         cache.close()

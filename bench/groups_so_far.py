@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.core import grouping, catalog, pipeline, verify  # noqa: E402
+from app.core import candidates, catalog, grouping, pipeline, verify  # noqa: E402
 from app.core.allocator import keep_freed_memory  # noqa: E402
 from app.core.library import Library, Row  # noqa: E402
 from app.core.catalog import Catalog  # noqa: E402
@@ -63,7 +63,7 @@ def main():
     print(f"made {n} photos ({args.dim}-d vectors held as {np.dtype(held).name}, {len(copies)} planted copies); "
           f"{start / 1024:.0f} MB", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        settings = {"top_k": grouping.TOP_K, "candidate_cosine": grouping.CANDIDATE_COSINE, "verify": verify.VERSION}
+        settings = {"top_k": candidates.TOP_K, "candidate_cosine": candidates.CANDIDATE_COSINE, "verify": verify.VERSION}
         cache = Catalog(os.path.join(tmp, "pairs.sqlite"), settings)
         t0 = time.monotonic()
         partial = pipeline.PartialGroups(lambda groups: None, float("inf"), 0.5, lambda groups: None, cache,

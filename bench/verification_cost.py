@@ -4,7 +4,7 @@
                                                 [--photos 100000] [--workers 2]
 
 Takes the candidate pairs a scan verified (its catalog, read-only) and every photo's
-signature and local features (its catalog), puts the pairs in the order a scan verifies them (grouping.verifiable)
+signature and local features (its catalog), puts the pairs in the order a scan verifies them (verification.verifiable)
 and verifies them again in this process, chunk by chunk as a worker does (``--chunks N``: N
 chunks spread over the list; 0: all). Prints the time per pair, the feature-matching and RANSAC calls
 per pair and their share of that time, whether every outcome is the one the scan stored, and what
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from app.core import grouping, catalog, verify  # noqa: E402
+from app.core import catalog, verification, verify  # noqa: E402
 from app.core.library import Library, collection_name  # noqa: E402
 from app.core.model import DIMS, FALLBACK_NAME  # noqa: E402
 
@@ -52,11 +52,11 @@ def main():
     with Library(args.library, args.model, DIMS[args.model], user="bench/verification_cost.py") as lib:
         rows = lib.rows()
     cands = {k: v[0] for k, v in stored.items()}
-    keys = grouping.verifiable(cands, sigs.get)
+    keys = verification.verifiable(cands, sigs.get)
     print(f"{args.library}: {len(rows)} photos, {len(stored)} pairs in the catalog ({stored_version}), "
           f"{len(keys)} with both signatures; this code's verify.VERSION is {verify.VERSION}")
 
-    chunks = [keys[s:s + grouping.CHUNK_MAX] for s in range(0, len(keys), grouping.CHUNK_MAX)]
+    chunks = [keys[s:s + verification.CHUNK_MAX] for s in range(0, len(keys), verification.CHUNK_MAX)]
     if args.chunks:
         step = len(chunks) / min(args.chunks, len(chunks))
         chunks = [chunks[int(i * step)] for i in range(min(args.chunks, len(chunks)))]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
-from app.core import grouping, verify
+from app.core import candidates, grouping, verify
 from app.core.decode import evidence
 from app.core.pipeline import scan
 from tests import imagegen as ig
@@ -204,7 +204,7 @@ def test_quarter_turned_copies_of_photos_with_an_up_direction_are_grouped(tmp_pa
     # fallback model) than another street is (0.86-0.89): among more streets than the vector
     # search's TOP_K neighbours (made small here, so that a few streets are many), only the
     # turned squares propose the pair.
-    monkeypatch.setattr(grouping, "TOP_K", 3)
+    monkeypatch.setattr(candidates, "TOP_K", 3)
     root = tmp_path / "p"
     for n in range(10):
         ig.save(town(50 + n), root / f"town{n:02d}.jpg")
@@ -227,14 +227,14 @@ def test_a_turned_copy_added_later_is_found_by_a_rescan(tmp_path, library, embed
     assert scan([str(root)], library, embedder, workers=0).groups == []
     ig.save(t.rotate(90, expand=True), root / "town turned.jpg")
     proposed = []
-    real = grouping.turned_candidates
+    real = candidates.turned_candidates
 
     def spy(ids, squares, queries, *a, **k):
         out = real(ids, squares, queries, *a, **k)
         proposed.append((len(ids), len(queries), out))
         return out
 
-    monkeypatch.setattr(grouping, "turned_candidates", spy)
+    monkeypatch.setattr(candidates, "turned_candidates", spy)
     result = scan([str(root)], library, embedder, workers=0)
     assert [sorted(os.path.basename(m.row.path) for m in g.members) for g in result.groups] == \
         [["town turned.jpg", "town.jpg"]]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.core import catalog, pipeline, search
+from app.core import catalog, grouping, pipeline, search, verification
 from app.core.library import Library, Row, path_id
 from app.core.pipeline import scan
 from tests import imagegen as ig
@@ -97,7 +97,7 @@ def groups_of(result):
 
 def spy_on_verification(monkeypatch) -> list[dict]:
     """Every call's outcomes (rejected ones too), one dict per verify_candidates call."""
-    real = pipeline.grouping.verify_candidates
+    real = pipeline.verification.verify_candidates
     calls = []
 
     def spy(cands, *a, record=None, **k):
@@ -110,7 +110,7 @@ def spy_on_verification(monkeypatch) -> list[dict]:
                 record(done)
         return real(cands, *a, record=both, **k)
 
-    monkeypatch.setattr(pipeline.grouping, "verify_candidates", spy)
+    monkeypatch.setattr(pipeline.verification, "verify_candidates", spy)
     return calls
 
 
@@ -118,11 +118,11 @@ def test_a_first_scan_holds_each_vector_once_while_searching(tmp_path, library, 
     root = tmp_path / "photos"
     make_folder(root)
     rows, searched, still_held = [], [], []
-    real_find, real_search, real_verify = pipeline.find_pairs, pipeline.grouping.nearest_hits, pipeline.grouping.verify_candidates
+    real_find, real_search, real_verify = pipeline.find_pairs, pipeline.candidates.nearest_hits, pipeline.verification.verify_candidates
     monkeypatch.setattr(pipeline, "find_pairs", lambda good, *a, **k: rows.extend(good) or real_find(good, *a, **k))
-    monkeypatch.setattr(pipeline.grouping, "nearest_hits",
+    monkeypatch.setattr(pipeline.candidates, "nearest_hits",
                         lambda ids, vectors, *a, **k: searched.append(vectors.shape) or real_search(ids, vectors, *a, **k))
-    monkeypatch.setattr(pipeline.grouping, "verify_candidates",
+    monkeypatch.setattr(pipeline.verification, "verify_candidates",
                         lambda *a, **k: still_held.append(sum(r.vector is not None for r in rows)) or real_verify(*a, **k))
     result = scan([str(root)], library, embedder, workers=0)
     assert searched == [(5, library.dim)]  # the search had every photo's vector...
@@ -138,9 +138,9 @@ def test_a_large_library_is_held_and_searched_in_float16_with_the_same_groups(tm
     monkeypatch.setattr(search, "EXACT_MAX", 2)  # these 5 photos count as a large library
     held, searched = [], []
     other = Library(str(tmp_path / "large.db"), library.model, library.dim)
-    real_upsert, real_search = other.upsert, pipeline.grouping.nearest_hits
+    real_upsert, real_search = other.upsert, pipeline.candidates.nearest_hits
     monkeypatch.setattr(other, "upsert", lambda rows: held.extend(r.vector.dtype for r in rows) or real_upsert(rows))
-    monkeypatch.setattr(pipeline.grouping, "nearest_hits",
+    monkeypatch.setattr(pipeline.candidates, "nearest_hits",
                         lambda ids, vectors, *a, **k: searched.append(vectors.dtype) or real_search(ids, vectors, *a, **k))
     try:
         large = scan([str(root)], other, embedder, workers=0)
@@ -162,7 +162,7 @@ def test_rescan_regroups_from_the_catalog_and_new_files_join(tmp_path, library, 
 
     # unchanged: nothing read, nothing searched or verified, same groups
     calls = []
-    monkeypatch.setattr(pipeline.grouping, "verify_candidates",
+    monkeypatch.setattr(pipeline.verification, "verify_candidates",
                         lambda *a, **k: calls.append(a) or {})
     again = scan([str(root)], library, embedder, workers=0)
     assert again.stats.embedded == 0 and groups_of(again) == groups_of(first)
@@ -227,10 +227,10 @@ def test_a_scan_cancelled_while_verifying_keeps_the_chunks_it_finished(tmp_path,
 
     root = tmp_path / "photos"
     make_folder(root)
-    monkeypatch.setattr(pipeline.grouping, "CHUNK_MAX", 2)
+    monkeypatch.setattr(pipeline.verification, "CHUNK_MAX", 2)
     sizes = []
-    real = pipeline.grouping.verify_candidates
-    monkeypatch.setattr(pipeline.grouping, "verify_candidates",
+    real = pipeline.verification.verify_candidates
+    monkeypatch.setattr(pipeline.verification, "verify_candidates",
                         lambda cands, *a, **k: sizes.append(len(cands)) or real(cands, *a, **k))
 
     class CancelInTheSecondChunk(Progress):
@@ -296,8 +296,8 @@ def test_the_groups_so_far_verify_in_worker_processes(tmp_path, library, embedde
     make_folder(root)
     calls = spy_on_verification(monkeypatch)  # sees the final stage only: the groups so far send chunks
     sent, before_final = [], []
-    real_submit, real_find = pipeline.grouping.submit_chunk, pipeline.find_pairs
-    monkeypatch.setattr(pipeline.grouping, "submit_chunk",
+    real_submit, real_find = pipeline.verification.submit_chunk, pipeline.find_pairs
+    monkeypatch.setattr(pipeline.verification, "submit_chunk",
                         lambda ex, keys, *a: sent.append((type(ex).__name__, list(keys))) or real_submit(ex, keys, *a))
 
     def find(good, library, cache, *a):
@@ -319,7 +319,7 @@ def test_a_verification_worker_that_dies_leaves_its_pairs_to_the_rest_of_the_sca
     make_folder(root)
     for i in range(pipeline.BATCH):  # a second batch, sent after the first one's worker died
         ig.save(ig.photo(600 + i, (200, 150)), root / "more" / f"m{i:02d}.jpg")
-    monkeypatch.setattr(pipeline.grouping, "submit_chunk", lambda ex, *a: ex.submit(os._exit, 1))
+    monkeypatch.setattr(pipeline.verification, "submit_chunk", lambda ex, *a: ex.submit(os._exit, 1))
     result = scan([str(root)], library, embedder, workers=2, on_partial=lambda groups: None, partial_every=0)
     assert not result.stats.cancelled and not result.problems
     assert groups_of(result) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
@@ -378,19 +378,19 @@ def test_photos_read_early_look_up_fewer_neighbours_for_the_groups_so_far(tmp_pa
     for i in range(2 * pipeline.BATCH):
         ig.save(ig.photo(800 + i, (200, 150)), root / "more" / f"m{i:02d}.jpg")
     asked = []  # (photos read so far, neighbours looked up), one per batch
-    real = pipeline.grouping.candidate_pairs
+    real = pipeline.candidates.candidate_pairs
 
-    def spy(ids, vectors, queries=None, progress=None, k=pipeline.grouping.TOP_K, **kw):
+    def spy(ids, vectors, queries=None, progress=None, k=pipeline.candidates.TOP_K, **kw):
         asked.append((len(ids), k))
         return real(ids, vectors, queries, progress, k, **kw)
 
-    monkeypatch.setattr(pipeline.grouping, "candidate_pairs", spy)  # the final stage searches without it
+    monkeypatch.setattr(pipeline.candidates, "candidate_pairs", spy)  # the final stage searches without it
     result = window_scan(root, library, embedder)
     assert [n for n, _ in asked] == [16, 32, 37]
     ks = [k for _, k in asked]
     # a photo's 7 nearest among the first 16 of 37 stand for about its 16 nearest of all (7 * 37 / 16)
-    assert pipeline.PartialGroups.FEWEST_NEIGHBOURS <= ks[0] < ks[1] < ks[2] == pipeline.grouping.TOP_K
-    assert ks[0] == -(-pipeline.grouping.TOP_K * 16 // 37)
+    assert pipeline.PartialGroups.FEWEST_NEIGHBOURS <= ks[0] < ks[1] < ks[2] == pipeline.candidates.TOP_K
+    assert ks[0] == -(-pipeline.candidates.TOP_K * 16 // 37)
     assert groups_of(result) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
 
 
@@ -444,7 +444,6 @@ def test_scan_processes_keep_freed_memory_for_the_next_batch():
 def test_parallel_verification_keeps_few_chunks_waiting_and_agrees_with_one_process(monkeypatch):
     import concurrent.futures
 
-    from app.core import grouping
     from app.core.decode import evidence
 
     sigs = {}
@@ -463,14 +462,14 @@ def test_parallel_verification_keeps_few_chunks_waiting_and_agrees_with_one_proc
             return submitted[-1]
 
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Counting)
-    monkeypatch.setattr(grouping, "PARALLEL_MIN", 100)
+    monkeypatch.setattr(verification, "PARALLEL_MIN", 100)
     recorded = {}
-    parallel = grouping.verify_candidates(cands, sigs.__getitem__, workers=2, record=recorded.update)
+    parallel = verification.verify_candidates(cands, sigs.__getitem__, workers=2, record=recorded.update)
     assert 2 <= most[0] <= 4
     # every outcome reaches the record; only the pairs that verified are returned
     assert recorded.keys() == cands.keys()
     assert parallel == {k: v for k, v in recorded.items() if v[1].score >= grouping.verify_threshold(0.0)}
     assert len(parallel) < len(recorded)
-    serial = grouping.verify_candidates(cands, sigs.__getitem__, workers=0)
+    serial = verification.verify_candidates(cands, sigs.__getitem__, workers=0)
     assert parallel == serial
     assert sum(m.score >= 0.93 for _, m in serial.values()) >= 40  # the planted copies, not only refusals

@@ -209,7 +209,7 @@ class Catalog:
         """id -> (content square (content.SQUARE² uint8), the content's share of the photo), for
         the ids in ``stamps`` whose square is stored for the file as it is now. Every photo read
         keeps one (256 bytes): a rescan compares a new photo's turns with all of them
-        (grouping.turned_candidates), and the keeper is chosen by the content's pixels."""
+        (candidates.turned_candidates), and the keeper is chosen by the content's pixels."""
         out = {}
         for i, s, pixels, share in self.db.execute("SELECT id, stamp, pixels, share FROM squares"):
             if stamps.get(i) == s:

@@ -42,7 +42,7 @@ CONTRAST_THRESHOLD = 0.01
 
 # The content squeezed to SQUARE x SQUARE px, equalised: a photo's quarter turn squeezes to the
 # same square turned, whatever its aspect, so turned copies can be proposed by comparing squares
-# under the four turns (grouping.turned_candidates), which the network's vectors cannot do.
+# under the four turns (candidates.turned_candidates), which the network's vectors cannot do.
 SQUARE = 16
 
 _HEADER = struct.Struct("<4sHHH6f")  # magic, view w, view h, count, box (x, y, w, h), view->sig, content share

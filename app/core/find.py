@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.core import grouping
+from app.core import candidates, grouping, verification
 from app.core.decode import decode_file
 from app.core.library import Library, Row
 from app.core.walk import FileEntry
@@ -36,7 +36,7 @@ class FindResult:
 
 
 def find_copies(photo: str, library: Library, embedder, similarity: float = 0.5,
-                k: int = grouping.TOP_K) -> FindResult:
+                k: int = candidates.TOP_K) -> FindResult:
     """The copies of ``photo`` in ``library`` at the ``similarity`` setting, best first.
 
     The photo's vector is searched as it is and turned by each quarter: a turned copy's vector is
@@ -54,7 +54,7 @@ def find_copies(photo: str, library: Library, embedder, similarity: float = 0.5,
         out.problem = d.problem
         return out
     turns = np.stack([np.rot90(d.model_input, q) for q in range(4)])
-    floor = grouping.candidate_floor(embedder.name)
+    floor = candidates.candidate_floor(embedder.name)
     cosine: dict[int, float] = {}
     for hits in library.neighbours(embedder.embed(turns), k + 1):  # +1: the photo itself, when stored
         for i, s in hits:
@@ -67,7 +67,7 @@ def find_copies(photo: str, library: Library, embedder, similarity: float = 0.5,
     evidence = {QUERY: (d.thumb, d.features), **{i: r.evidence() for i, r in rows.items()}}
     cands = {(min(QUERY, i), max(QUERY, i)): cosine[i] for i in rows if i not in identical}  # pairs as (smaller, larger)
     out.candidates = len(cands)
-    outcomes = grouping.verify_candidates(cands, evidence.get)
+    outcomes = verification.verify_candidates(cands, evidence.get)
     floor_score = grouping.verify_threshold(similarity)
     for i in identical:
         out.copies.append(Copy(rows[i], cosine[i], 1.0, "identical"))

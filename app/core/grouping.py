@@ -1,48 +1,26 @@
-"""Candidate search -> verified pairs -> duplicate groups without chaining.
+"""Linkage: verified pairs -> duplicate groups without chaining (docs/design.md, step 8).
 
 1. Byte-identical files (same SHA-256) are one node: an exact group on their own.
-2. Each node's vector looks up its top-k neighbours (search.py in-process for a whole library,
-   Milvus for a few new photos); pairs above a loose cosine are candidates (the search proposes).
-3. Each candidate pair is verified on the stored signatures (verify.py decides).
-4. Complete linkage: two clusters merge only if every cross pair is verified (or vouched for by a
+2. Candidate pairs come from candidates.py, verified by verification.py (verify.py decides).
+3. Complete linkage: two clusters merge only if every cross pair is verified (or vouched for by a
    member that covers both), so A~B and B~C never put A and C together unless A~C.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import Iterable, Optional
 
-import numpy as np
 
 from app.core import verify
 from app.core.library import Row
 
-# Neighbours searched per photo. A copy needs only the photo that covers it among its neighbours
-# (complete linkage accepts pairs vouched for by a covering member), not every other copy: on the
-# dev corpora 16 finds as many copies as 32 with half the pairs to verify.
-TOP_K = 16
 # A group is "near" (resized / re-encoded) when every pair lines up as the same frame this well
 # and the overall brightness did not move; anything else verified is "edited".
 NEAR_SCORE = 0.95
 NEAR_MEAN_SHIFT = 6.0
-# Candidates are ranks: each photo's TOP_K nearest. A floor on their cosine only spares the
-# verification of neighbours too far to be copies, and a cosine means something different for
-# each model, so the floor is per model, and none (ranks alone) for a model it was not measured
-# on. EfficientNet-Lite0 (the fallback): true copies of the dev corpus reach down to 0.52
-# (grayscale, 90° turns), so 0.45. ResNet-50's ImageNet weights cannot be had where this was
-# written: ranks alone.
-CANDIDATE_COSINE = 0.45
-CANDIDATE_FLOORS = {"efficientnet-lite0-imagenet": CANDIDATE_COSINE}
-
-
-def candidate_floor(model: str) -> float:
-    """The loosest cosine that proposes a pair for vectors of ``model`` (-1: any rank-k neighbour)."""
-    return CANDIDATE_FLOORS.get(model, -1.0)
-
-
 def verify_threshold(similarity: float) -> float:
     """similarity 0..1 -> minimum normalised cross-correlation of the signatures.
 
@@ -89,227 +67,6 @@ class Pair:
     b: int
     cosine: float
     match: verify.Match
-
-
-def candidates_from_hits(out: dict[tuple[int, int], float], ids: list[int], hits, wanted,
-                         min_cosine: float = CANDIDATE_COSINE) -> None:
-    """Fold search hits (``hits[i]``: (id, cosine) neighbours of ``ids[i]``) into ``out`` as pairs."""
-    for a, row_hits in zip(ids, hits):
-        for b, score in row_hits:
-            if b != a and b in wanted and score >= min_cosine:
-                key = (a, b) if a < b else (b, a)
-                out[key] = max(out.get(key, -1.0), score)
-
-
-def candidate_pairs(ids: list[int], vectors: np.ndarray, queries: Optional[list[int]] = None, progress=None,
-                    k: Optional[int] = None, min_cosine: float = CANDIDATE_COSINE) -> dict[tuple[int, int], float]:
-    """Pairs (a, b), a < b, whose vectors are among each other's ``k`` nearest (in-process search).
-
-    ``vectors[i]`` belongs to ``ids[i]``; ``queries`` (ids, default all) are the photos whose
-    neighbours are looked up."""
-    return fold_hits(*nearest_hits(ids, vectors, queries, progress, k), min_cosine)
-
-
-def nearest_hits(ids: list[int], vectors: np.ndarray, queries: Optional[list[int]] = None, progress=None,
-                 k: Optional[int] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The search half of candidate_pairs: arrays (query id, neighbour id, cosine), one entry per
-    hit. Nothing in them refers to ``vectors``, which the caller may drop before folding."""
-    from app.core import search  # torch: not needed by verification workers
-
-    k = TOP_K if k is None else k
-    pos = {i: n for n, i in enumerate(ids)}
-    q = np.array([pos[i] for i in (ids if queries is None else queries)], dtype=np.int64)
-    if progress is not None:
-        progress.start(len(q), "search", "Searching for similar photos")
-    idx, scores = search.nearest(vectors, k, q, progress)
-    id_arr = np.asarray(ids, dtype=np.int64)
-    return np.repeat(id_arr[q], idx.shape[1]), id_arr[idx.ravel()], scores.ravel()
-
-
-def fold_hits(a: np.ndarray, b: np.ndarray, sc: np.ndarray,
-              min_cosine: float = CANDIDATE_COSINE) -> dict[tuple[int, int], float]:
-    """Hits as candidate pairs: (a, b), a < b, each once with its best cosine, in the order first
-    found. In arrays rather than through candidates_from_hits, which took 4.5 s for the 1.1
-    million pairs of 100,000 synthetic photos (this: about 1 s)."""
-    keep = (sc >= min_cosine) & (a != b)
-    lo, hi, sc = np.minimum(a, b)[keep], np.maximum(a, b)[keep], sc[keep]
-    if not len(sc):
-        return {}
-    seen = np.arange(len(sc))
-    order = np.lexsort((seen, hi, lo))
-    lo, hi, sc, seen = lo[order], hi[order], sc[order], seen[order]
-    starts = np.flatnonzero(np.r_[True, (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])])
-    best = np.maximum.reduceat(sc, starts)
-    first = np.argsort(seen[starts], kind="stable")
-    lo, hi, best = lo[starts][first], hi[starts][first], best[first]
-    out: dict[tuple[int, int], float] = {}
-    for s in range(0, len(best), 65536):  # Python's copies of the numbers are made a slice at a time
-        out.update(zip(zip(lo[s:s + 65536].tolist(), hi[s:s + 65536].tolist()), best[s:s + 65536].tolist()))
-    return out
-
-
-# Turned copies: the network's vector of a photo turned by a quarter lies far from the upright
-# one's (cosine about 0.5 for photos with a clear up direction), so the vector search never
-# proposes the pair. Each photo's content square (content.py) turned by each quarter is compared
-# with every photo's upright square instead; a turned copy's square, turned back, is its
-# original's up to resampling. TURN_FLOOR: set on seed 1 of the dev corpus between the strongest
-# different photo (0.898) and the weakest turned copy (0.9995), checked on seed 2 (0.914, 0.9991).
-# Verification decides as for any candidate.
-TURN_K = 2
-TURN_FLOOR = 0.95
-
-
-def turned_candidates(ids: list[int], squares: list[np.ndarray], queries: list[int],
-                      k: int = TURN_K, floor: float = TURN_FLOOR) -> dict[tuple[int, int], float]:
-    """Pairs (a, b), a < b, where a query's square under a quarter turn is among the ``k``
-    nearest upright squares, at cosine >= ``floor``: (a, b) -> that cosine."""
-    from app.core import search  # torch: not needed by verification workers
-
-    n = len(ids)
-    if n < 2 or not queries:
-        return {}
-
-    def unit(a: np.ndarray) -> np.ndarray:
-        v = a.astype(np.float32).ravel()
-        v -= v.mean()
-        norm = np.linalg.norm(v)
-        return v / norm if norm > 0 else v
-
-    # one matrix: the upright squares, then each photo's square turned by 1, 2 and 3 quarters;
-    # the turned rows of the queries look up their nearest rows, of which the upright ones count
-    base = np.stack([unit(np.rot90(sq, turn)) for turn in range(4) for sq in squares])
-    pos = {i: x for x, i in enumerate(ids)}
-    rows = np.array([turn * n + pos[q] for turn in (1, 2, 3) for q in queries], dtype=np.int64)
-    idx, scores = search.nearest(base, 4 * k, rows)
-    out: dict[tuple[int, int], float] = {}
-    for row, hits, sc in zip(rows, idx, scores):
-        a = ids[row % n]
-        taken = 0
-        for j, v in zip(hits.tolist(), sc.tolist()):
-            if j >= n or ids[j] == a:
-                continue  # a turned square, or the photo itself
-            if v < floor or taken == k:
-                break
-            taken += 1
-            key = (a, ids[j]) if a < ids[j] else (ids[j], a)
-            out[key] = max(out.get(key, -1.0), v)
-    return out
-
-
-# Above this many candidates, verification runs in worker processes (about 1-3 ms per pair).
-PARALLEL_MIN = 1500
-CHUNK_MAX = 2000
-
-
-def locality_order(keys: list[tuple[int, int]], cands: dict[tuple[int, int], float]) -> list[tuple[int, int]]:
-    """The pairs ordered so that consecutive ones share photos (breadth-first over the candidate
-    graph, closest neighbours first): a chunk of them prepares each photo's views once. In id
-    order a chunk of the timing corpus touched 2.3x as many photos, at 15 % more time per pair."""
-    nbrs: dict[int, list[int]] = defaultdict(list)
-    for a, b in keys:
-        nbrs[a].append(b)
-        nbrs[b].append(a)
-    pos: dict[int, int] = {}
-    for start in sorted(nbrs):
-        if start in pos:
-            continue
-        pos[start] = len(pos)
-        todo = [start]
-        while todo:
-            nxt = []
-            for x in todo:
-                for y in sorted(nbrs[x], key=lambda y: -cands[(x, y) if x < y else (y, x)]):
-                    if y not in pos:
-                        pos[y] = len(pos)
-                        nxt.append(y)
-            todo = nxt
-    return sorted(keys, key=lambda k: (min(pos[k[0]], pos[k[1]]), max(pos[k[0]], pos[k[1]])))
-
-
-def verifiable(cands: dict[tuple[int, int], float], signature) -> list[tuple[int, int]]:
-    """The candidate pairs whose two photos have a signature (``signature(id)``), in locality_order."""
-    return locality_order([k for k in cands if signature(k[0]) is not None and signature(k[1]) is not None], cands)
-
-
-def take_outcomes(done: list, record: Optional[Callable[[dict], None]] = None) -> dict[tuple[int, int], tuple]:
-    """verify.verify_chunk's outcomes as (a, b) -> (cosine, Match): every one goes to ``record``;
-    the ones verified at the loosest setting are returned."""
-    chunk = {(a, b): (cos, m) for a, b, cos, m in done}
-    if record is not None:
-        record(chunk)
-    loosest = verify_threshold(0.0)
-    return {k: v for k, v in chunk.items() if v[1].score >= loosest}
-
-
-def submit_chunk(ex, keys: list[tuple[int, int]], cands: dict[tuple[int, int], float], signature):
-    """verify.verify_chunk of the pairs ``keys`` in a worker process of ``ex``, sent with just the
-    signatures they need."""
-    need = {i for key in keys for i in key}
-    return ex.submit(verify.verify_chunk, [(a, b, cands[(a, b)]) for a, b in keys], {i: signature(i) for i in need})
-
-
-def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=None, workers: int = 0,
-                      record: Optional[Callable[[dict], None]] = None,
-                      ) -> dict[tuple[int, int], tuple[float, verify.Match]]:
-    """Verify every candidate; returns (a, b) -> (cosine, Match) for those verified at the loosest
-    setting (``positive_pairs``). ``record`` receives the outcomes of every pair, rejected ones
-    too, a chunk at a time as they come (the catalog remembers the low scores, so a rescan
-    does not verify them again): a first scan of 100,000 photos rejects about a million pairs,
-    and held here as objects they were about 500 MB.
-
-    ``signature(id)`` gives a photo's signature (or None). With ``workers`` > 1 and many pairs,
-    chunks of pairs go to worker processes with just the signatures they need.
-    """
-    keys = verifiable(cands, signature)
-    if progress is not None:
-        progress.start(len(keys), "verify", "Checking candidate pairs")
-    out: dict[tuple[int, int], tuple[float, verify.Match]] = {}
-
-    if workers > 1 and len(keys) >= PARALLEL_MIN:
-        import multiprocessing
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-        # large chunks prepare each photo once for more of its pairs; at least 4 per worker
-        # keep the workers evenly busy to the end
-        size = max(200, min(CHUNK_MAX, -(-len(keys) // (workers * 4))))
-        chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
-        from app.core.lifeline import exit_with_parent
-
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=exit_with_parent) as ex:
-            # Two chunks per worker at a time, not all of them: a waiting chunk holds its pairs
-            # and a reference to every signature it needs (about 150 kB; a 100,000-photo
-            # library makes about 550 chunks).
-            futures: set = set()
-            pending = iter(chunks)
-
-            def submit() -> None:
-                chunk = next(pending, None)
-                if chunk is not None:
-                    futures.add(submit_chunk(ex, chunk, cands, signature))
-
-            for _ in range(workers * 2):
-                submit()
-            try:
-                while futures:
-                    finished, _ = wait(futures, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        futures.discard(fut)
-                        done = fut.result()
-                        submit()
-                        out.update(take_outcomes(done, record))
-                        if progress is not None:
-                            progress.advance(len(done))
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                raise
-        return out
-    prepared: OrderedDict = OrderedDict()
-    for s in range(0, len(keys), CHUNK_MAX):
-        out.update(take_outcomes(verify.verify_chunk(((a, b, cands[(a, b)]) for a, b in keys[s:s + CHUNK_MAX]), None,
-                                                     signature, prepared, progress), record))
-    return out
 
 
 def positive_pairs(outcomes: dict[tuple[int, int], tuple[float, verify.Match]]) -> list[Pair]:

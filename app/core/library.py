@@ -100,7 +100,7 @@ def collection_name(model: str) -> str:
 
 
 # HNSW's candidate list at query time: it must be at least k, and recall of the true top k grows
-# with it; twice the k a scan asks for (grouping.TOP_K * 2 = 32).
+# with it; twice the k a scan asks for (candidates.TOP_K * 2 = 32).
 SEARCH_EF = 64
 # ids asked of Milvus per call (get, delete): well under its message size limit with vectors
 CHUNK = 1000

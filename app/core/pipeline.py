@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Iterator, Optional
 import numpy as np
 
 from app import __version__
-from app.core import catalog, content, decisions, grouping, ranking, verify
+from app.core import candidates, catalog, content, decisions, grouping, ranking, verification, verify
 from app.core.allocator import keep_freed_memory, release_freed_memory
 from app.core.decode import Decoded, decode_file
 from app.core.library import Library, Row, path_id
@@ -183,11 +183,11 @@ class PartialGroups:
     FEWEST_NEIGHBOURS = 4
 
     def __init__(self, callback: Callable, every: float, similarity: float, rank,
-                 cache: Optional[Catalog] = None, workers: int = 0, floor: float = grouping.CANDIDATE_COSINE,
+                 cache: Optional[Catalog] = None, workers: int = 0, floor: float = candidates.CANDIDATE_COSINE,
                  apart: Iterable = ()):
         self.callback, self.every = callback, every
         self.apart = apart
-        self.floor = floor  # grouping.candidate_floor of the model
+        self.floor = floor  # candidates.candidate_floor of the model
         self.similarity, self.rank = similarity, rank
         self.cache = cache
         self.workers = workers
@@ -212,9 +212,9 @@ class PartialGroups:
         verifies 54,508; with this, 59,213 (49 s less CPU). The nearest few, where a photo's
         closest copies are, are always looked up."""
         if self.expected <= 0:
-            return grouping.TOP_K
-        share = -(-grouping.TOP_K * len(self.ids) // self.expected)
-        return min(grouping.TOP_K, max(self.FEWEST_NEIGHBOURS, share))
+            return candidates.TOP_K
+        share = -(-candidates.TOP_K * len(self.ids) // self.expected)
+        return min(candidates.TOP_K, max(self.FEWEST_NEIGHBOURS, share))
 
     def add(self, rows: list[Row]) -> None:
         good = [r for r in rows if not r.problem and r.vector is not None and r.id not in self.rows]
@@ -233,12 +233,12 @@ class PartialGroups:
         self.vectors[first:len(self.ids)] = new
         # Only the new photos are queried, so every candidate pair holds one that no earlier batch
         # saw: none of them has been verified before.
-        cands = grouping.candidate_pairs(self.ids, self.vectors[:len(self.ids)], self.ids[first:], k=self.neighbours(),
+        cands = candidates.candidate_pairs(self.ids, self.vectors[:len(self.ids)], self.ids[first:], k=self.neighbours(),
                                            min_cosine=self.floor)
         if self.workers > 0:
             self._send(cands)
         else:
-            self.outcomes.update(grouping.verify_candidates(cands, self._signature, record=self._record))
+            self.outcomes.update(verification.verify_candidates(cands, self._signature, record=self._record))
         if time.monotonic() - self._last >= self.every:
             self.emit()
 
@@ -247,7 +247,7 @@ class PartialGroups:
 
     def _send(self, cands: dict) -> None:
         self._take_finished()
-        keys = grouping.verifiable(cands, self._signature)
+        keys = verification.verifiable(cands, self._signature)
         if not keys:
             return
         if self._pool is None:
@@ -256,12 +256,12 @@ class PartialGroups:
         while len(self._sent) >= self.workers * self.BACKLOG:  # the reading waits for verification
             self._take(self._sent.popleft())
         try:
-            self._sent.append(grouping.submit_chunk(self._pool, keys, cands, self._signature))
+            self._sent.append(verification.submit_chunk(self._pool, keys, cands, self._signature))
         except BrokenProcessPool:  # a worker died (killed for memory?): verify here from now on
             log.warning("verification workers for the groups so far died; verifying in the scan process")
             self._stop_pool()
             self.workers = 0
-            self.outcomes.update(grouping.verify_candidates(cands, self._signature, record=self._record))
+            self.outcomes.update(verification.verify_candidates(cands, self._signature, record=self._record))
 
     def _take_finished(self) -> None:
         while self._sent and self._sent[0].done():
@@ -273,7 +273,7 @@ class PartialGroups:
         except Exception as exc:  # a worker died: the final stage verifies these pairs
             log.warning("verification for the groups so far failed (%s); left to the final stage", exc)
             return
-        self.outcomes.update(grouping.take_outcomes(done, self._record))
+        self.outcomes.update(verification.take_outcomes(done, self._record))
 
     def _record(self, done: dict) -> None:
         """Every outcome, rejected ones too: the final stage must not verify a pair again."""
@@ -374,16 +374,16 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[Catalog], scop
             # the server searches with its own index; the client holds one batch of query vectors
             # (those not still held from reading) at a time and never downloads the collection
             progress.start(len(queries), "search", "Searching in the Milvus server")
-            floor = grouping.candidate_floor(library.model)
+            floor = candidates.candidate_floor(library.model)
             for s in range(0, len(queries), SERVER_BATCH):
                 part = queries[s:s + SERVER_BATCH]
-                hits = library.neighbours(vectors_of(part), grouping.TOP_K * 2)
-                grouping.candidates_from_hits(cands, part, hits, wanted, floor)
+                hits = library.neighbours(vectors_of(part), candidates.TOP_K * 2)
+                candidates.candidates_from_hits(cands, part, hits, wanted, floor)
                 progress.advance(len(part))
         elif len(queries) <= MILVUS_QUERIES_MAX and len(queries) * 4 < len(rep_ids):
             # k * 2: the library may hold photos outside these folders, which take places
-            hits = library.neighbours(vectors_of(queries), grouping.TOP_K * 2)
-            grouping.candidates_from_hits(cands, queries, hits, wanted, grouping.candidate_floor(library.model))
+            hits = library.neighbours(vectors_of(queries), candidates.TOP_K * 2)
+            candidates.candidates_from_hits(cands, queries, hits, wanted, candidates.candidate_floor(library.model))
         else:
             from app.core import search  # torch: decoding workers import this module
 
@@ -394,13 +394,13 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[Catalog], scop
             # with ResNet-50). Exact copies (not representatives) still hold theirs.
             for r in good:
                 r.vector = None
-            hits = grouping.nearest_hits(rep_ids, matrix, queries, progress)
+            hits = candidates.nearest_hits(rep_ids, matrix, queries, progress)
             # gone before the hits become a dict of pairs (about 280 MB for 100,000 photos), and
             # the search's working memory (PCA, graph, re-scoring blocks), which otherwise stays
             # in the heap: 212 MB handed back at 100,000 synthetic photos
             del matrix
             release_freed_memory()
-            cands = grouping.fold_hits(*hits, grouping.candidate_floor(library.model))
+            cands = candidates.fold_hits(*hits, candidates.candidate_floor(library.model))
             del hits
             release_freed_memory()  # the fold's arrays, before verification starts its workers
     squares = turn_squares([r.id for r in good], by_id, cache, stamps)
@@ -413,7 +413,7 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[Catalog], scop
             by_id[i].facts = f
     if queries and len(rep_ids) > 1:
         with_square = [i for i in rep_ids if i in squares]
-        for key, v in grouping.turned_candidates(with_square, [squares[i][0] for i in with_square],
+        for key, v in candidates.turned_candidates(with_square, [squares[i][0] for i in with_square],
                                                  [i for i in queries if i in squares]).items():
             cands.setdefault(key, v)
     # Of the remembered negatives only that they were verified matters, and only when there is
@@ -425,7 +425,7 @@ def find_pairs(good: list[Row], library: Library, cache: Optional[Catalog], scop
     attach_signatures(library, by_id, {i for key in cands for i in key}, cache)
     # Each chunk's outcomes are remembered as they come, and only the pairs that verified are
     # held: a cancelled scan keeps the chunks it finished.
-    outcomes.update(grouping.verify_candidates(cands, lambda i: by_id[i].evidence(), progress, workers,
+    outcomes.update(verification.verify_candidates(cands, lambda i: by_id[i].evidence(), progress, workers,
                                                record=None if cache is None else lambda done: cache.add(done, stamps)))
     if cache is not None:
         cache.mark_searched(scope, {i: stamps[i] for i in rep_ids})
@@ -481,7 +481,7 @@ def attach_signatures(library: Library, by_id: dict[int, Row], ids, cache: Optio
 
 def cache_settings() -> dict:
     """What the catalog's verification outcomes depend on: opened with other values, they start empty."""
-    return {"top_k": grouping.TOP_K, "candidate_cosine": grouping.CANDIDATE_COSINE,
+    return {"top_k": candidates.TOP_K, "candidate_cosine": candidates.CANDIDATE_COSINE,
             "verify": verify.VERSION, "doppel": __version__}
 
 
@@ -532,7 +532,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
     if on_partial:
         partial = PartialGroups(on_partial, partial_every, similarity, rank, cache,
                                 default_workers() if workers is None else workers,
-                                grouping.candidate_floor(embedder.name), apart)
+                                candidates.candidate_floor(embedder.name), apart)
     try:
         written: dict[int, Row] = {}  # every row stored in this scan (vectors and signatures in memory)
         stored_rows: Optional[list[Row]] = None
