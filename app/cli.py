@@ -9,7 +9,7 @@ import sys
 import time
 
 from app import __version__
-from app.core.progress import Cancelled, Progress, ProgressUpdate, format_eta
+from app.core.progress import Progress, ProgressUpdate, format_eta
 from app.settings import KEEPER_RULES, Settings
 
 
@@ -106,10 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def notice(text: str) -> None:
+    print(f"Notice: {text}", file=sys.stderr)
+
+
 def cmd_scan(args) -> int:
-    from app.core.library import Library, LibraryError
-    from app.core.model import WeightsError, load_embedder
-    from app.core import report
+    from app.core import report, session
+    from app.core.library import LibraryError
+    from app.core.model import WeightsError
     from app.core.pipeline import scan
 
     settings = Settings.load()
@@ -134,30 +138,21 @@ def cmd_scan(args) -> int:
                 print(f"doppel-cli: not a folder: {f}", file=sys.stderr)
                 return 2
         try:
-            embedder = load_embedder(args.weights or settings.weights or None,
-                                     allow_download=settings.allow_download and not args.offline,
-                                     progress=progress, prefer_fallback=args.fallback_model)
+            with session.opened(args.library or settings.library_location(), progress, "doppel-cli scan", notice,
+                                args.weights or settings.weights, settings.allow_download and not args.offline,
+                                args.fallback_model, library_options(args, settings)) as (embedder, lib):
+                result = scan(args.folders, lib, embedder, progress, similarity=similarity, workers=args.workers,
+                              review=settings.review(args.reference),
+                              keep_signatures=False)  # the command line never regroups
         except WeightsError as exc:
             print(f"doppel-cli: {exc}", file=sys.stderr)
             return 2
-        except Cancelled:
+        except session.DownloadCancelled:
             if bar:
                 bar.finish()
             print("doppel-cli: cancelled while the ResNet-50 weights were downloading; nothing was scanned. "
                   "The download is offered again next time.", file=sys.stderr)
             return 130
-        if embedder.choice.notice:
-            print(f"Notice: {embedder.choice.notice}", file=sys.stderr)
-        location = args.library or settings.library_location()
-        try:
-            progress.note(f"Opening library {location}")
-            with Library(location, embedder.name, embedder.dim, user="doppel-cli scan", progress=progress,
-                         **library_options(args, settings)) as lib:
-                for n in lib.notices:
-                    print(f"Notice: {n}", file=sys.stderr)
-                result = scan(args.folders, lib, embedder, progress, similarity=similarity, workers=args.workers,
-                              review=settings.review(args.reference),
-                              keep_signatures=False)  # the command line never regroups
         except LibraryError as exc:
             if bar:
                 bar.finish()
@@ -182,33 +177,28 @@ def cmd_scan(args) -> int:
 def cmd_find(args) -> int:
     import json
 
-    from app.core import find
-    from app.core.library import Library, LibraryError
-    from app.core.model import WeightsError, load_embedder
+    from app.core import find, session
+    from app.core.library import LibraryError
+    from app.core.model import WeightsError
 
     settings = Settings.load()
     similarity = settings.similarity if args.similarity is None else args.similarity
     if not os.path.isfile(args.photo):
         print(f"doppel-cli: not a file: {args.photo}", file=sys.stderr)
         return 2
-    try:
-        embedder = load_embedder(args.weights or settings.weights or None,
-                                 allow_download=settings.allow_download and not args.offline,
-                                 progress=Progress(ProgressBar()), prefer_fallback=args.fallback_model)
-    except WeightsError as exc:
-        print(f"doppel-cli: {exc}", file=sys.stderr)
-        return 2
-    if embedder.choice.notice:
-        print(f"Notice: {embedder.choice.notice}", file=sys.stderr)
     location = args.library or settings.library_location()
     try:
-        with Library(location, embedder.name, embedder.dim, user="doppel-cli find",
-                     **library_options(args, settings)) as lib:
+        with session.opened(location, Progress(ProgressBar()), "doppel-cli find", notice,
+                            args.weights or settings.weights, settings.allow_download and not args.offline,
+                            args.fallback_model, library_options(args, settings)) as (embedder, lib):
             if lib.count() == 0:
                 print(f"doppel-cli: the library {location} holds no photos read with {embedder.name}; "
                       f"scan your folders first", file=sys.stderr)
                 return 3
             result = find.find_copies(args.photo, lib, embedder, similarity)
+    except WeightsError as exc:
+        print(f"doppel-cli: {exc}", file=sys.stderr)
+        return 2
     except LibraryError as exc:
         print(f"doppel-cli: {exc}", file=sys.stderr)
         return 3

@@ -98,7 +98,7 @@ def main():
     n = args.photos
     t = time.monotonic()
     vec, sig, copies = photos(n, args.dim)
-    # what pipeline.find_pairs searches: the rows' vectors gathered into one matrix, float16 for a
+    # what pairs.find_pairs searches: the rows' vectors gathered into one matrix, float16 for a
     # library that is searched approximately (search.matrix_dtype)
     vec = vec.astype(search.matrix_dtype(n, n))
     rows = [Row(i, f"/synthetic/{i:06d}.jpg", 1000 + i, i, f"{i:064x}", 96, 72, "JPEG", "synthetic", "", sig[i])
@@ -119,14 +119,14 @@ def main():
     t0 = time.monotonic()
     ids = [r.id for r in rows]
     hits = candidates.nearest_hits(ids, vec)
-    del vec  # as in a scan: nothing after the search needs the vectors (pipeline.find_pairs)
+    del vec  # as in a scan: nothing after the search needs the vectors (pairs.find_pairs)
     release_freed_memory()
     cands = candidates.fold_hits(*hits)
     del hits
     release_freed_memory()
     t1 = time.monotonic()
     print(f"after the search: {mb()}", flush=True)
-    # every outcome goes to the catalog as a scan's do (pipeline.find_pairs); positives are held
+    # every outcome goes to the catalog as a scan's do (pairs.find_pairs); positives are held
     with tempfile.TemporaryDirectory() as tmp:
         cache = Catalog(os.path.join(tmp, "pairs.sqlite"), {})
         stamps = {r.id: catalog.stamp(r.size, r.mtime_ns) for r in rows}

@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/groups_so_far.py [--photos 10000] [--dim 2048]
 
-A scan started from the window shows groups while it reads (pipeline.PartialGroups): each batch
+A scan started from the window shows groups while it reads (groups_so_far.PartialGroups): each batch
 of new photos is searched against those read so far and its candidates are verified at once, in
-the scan process. The final stage (pipeline.find_pairs) then searches the whole library and
+the scan process. The final stage (pairs.find_pairs) then searches the whole library and
 verifies only what the reading did not. This feeds grouping_scale.py's synthetic photos through
 both, a batch at a time as pipeline.scan does after embedding them, with a real catalog and
 library in a temporary folder (every row holds its vector and signature, so Milvus is not
@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.core import candidates, catalog, grouping, pipeline, verify  # noqa: E402
+from app.core import candidates, catalog, grouping, groups_so_far, pairs, pipeline, verify  # noqa: E402
 from app.core.allocator import keep_freed_memory  # noqa: E402
 from app.core.library import Library, Row  # noqa: E402
 from app.core.catalog import Catalog  # noqa: E402
@@ -66,7 +66,7 @@ def main():
         settings = {"top_k": candidates.TOP_K, "candidate_cosine": candidates.CANDIDATE_COSINE, "verify": verify.VERSION}
         cache = Catalog(os.path.join(tmp, "pairs.sqlite"), settings)
         t0 = time.monotonic()
-        partial = pipeline.PartialGroups(lambda groups: None, float("inf"), 0.5, lambda groups: None, cache,
+        partial = groups_so_far.PartialGroups(lambda groups: None, float("inf"), 0.5, lambda groups: None, cache,
                                          args.workers)
         partial.expected = n  # as pipeline.scan sets it: the photos the final stage searches among
         for s in range(0, n, pipeline.BATCH):
@@ -81,9 +81,9 @@ def main():
               f"than before the first; {held} outcomes held then, {len(partial.outcomes)} after the chunks sent",
               flush=True)
         library = Library(os.path.join(tmp, "library.db"), "synthetic", args.dim)
-        pairs = pipeline.find_pairs(rows, library, cache, catalog.scope_key(["/synthetic"]), Progress(),
-                                    args.workers, partial.outcomes, partial.rejected)
-        groups = grouping.groups_from_pairs(rows, pairs)
+        found = pairs.find_pairs(rows, library, cache, catalog.scope_key(["/synthetic"]), Progress(),
+                                 args.workers, partial.outcomes, partial.rejected)
+        groups = grouping.groups_from_pairs(rows, found)
         t2 = time.monotonic()
         done.set()
         stored = cache.db.execute("SELECT count(*) FROM pairs").fetchone()[0]

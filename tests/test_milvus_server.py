@@ -104,16 +104,16 @@ def test_a_server_database_and_token_are_used(tmp_path, embedder):
 def test_a_server_scan_holds_no_more_than_a_batch_of_vectors(tmp_path, embedder, monkeypatch):
     """The rows read drop their vectors once the server has them; the search asks the server
     for them a batch of queries at a time."""
-    from app.core import pipeline
+    from app.core import pairs
 
-    monkeypatch.setattr(pipeline, "SERVER_BATCH", 4)
+    monkeypatch.setattr(pairs, "SERVER_BATCH", 4)
     root = tmp_path / "p"
     for n in range(10):
         a = ig.photo(200 + n, (320, 240))
         ig.save(a, root / f"{n}.jpg")
         ig.save(ig.resized(a, 0.5), root / f"{n}_half.jpg")
     held, asked = [], []
-    real_find, real_vectors = pipeline.find_pairs, L.Library.vectors
+    real_find, real_vectors = pairs.find_pairs, L.Library.vectors
 
     def find_pairs(good, *a, **k):
         held.append(sum(r.vector is not None for r in good))
@@ -123,7 +123,7 @@ def test_a_server_scan_holds_no_more_than_a_batch_of_vectors(tmp_path, embedder,
         asked.append(len(ids))
         return real_vectors(self, ids)
 
-    monkeypatch.setattr(pipeline, "find_pairs", find_pairs)
+    monkeypatch.setattr(pairs, "find_pairs", find_pairs)
     monkeypatch.setattr(L.Library, "vectors", vectors)
     model = f"test-{uuid.uuid4().hex[:8]}"
     with L.Library(URI, model, embedder.dim) as lib:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.core import catalog, grouping, pipeline, search, verification
+from app.core import candidates, catalog, grouping, groups_so_far, pairs, pipeline, search, verification
 from app.core.library import Library, Row, path_id
 from app.core.pipeline import scan
 from tests import imagegen as ig
@@ -97,7 +97,7 @@ def groups_of(result):
 
 def spy_on_verification(monkeypatch) -> list[dict]:
     """Every call's outcomes (rejected ones too), one dict per verify_candidates call."""
-    real = pipeline.verification.verify_candidates
+    real = verification.verify_candidates
     calls = []
 
     def spy(cands, *a, record=None, **k):
@@ -110,7 +110,7 @@ def spy_on_verification(monkeypatch) -> list[dict]:
                 record(done)
         return real(cands, *a, record=both, **k)
 
-    monkeypatch.setattr(pipeline.verification, "verify_candidates", spy)
+    monkeypatch.setattr(verification, "verify_candidates", spy)
     return calls
 
 
@@ -118,11 +118,11 @@ def test_a_first_scan_holds_each_vector_once_while_searching(tmp_path, library, 
     root = tmp_path / "photos"
     make_folder(root)
     rows, searched, still_held = [], [], []
-    real_find, real_search, real_verify = pipeline.find_pairs, pipeline.candidates.nearest_hits, pipeline.verification.verify_candidates
-    monkeypatch.setattr(pipeline, "find_pairs", lambda good, *a, **k: rows.extend(good) or real_find(good, *a, **k))
-    monkeypatch.setattr(pipeline.candidates, "nearest_hits",
+    real_find, real_search, real_verify = pairs.find_pairs, candidates.nearest_hits, verification.verify_candidates
+    monkeypatch.setattr(pairs, "find_pairs", lambda good, *a, **k: rows.extend(good) or real_find(good, *a, **k))
+    monkeypatch.setattr(candidates, "nearest_hits",
                         lambda ids, vectors, *a, **k: searched.append(vectors.shape) or real_search(ids, vectors, *a, **k))
-    monkeypatch.setattr(pipeline.verification, "verify_candidates",
+    monkeypatch.setattr(verification, "verify_candidates",
                         lambda *a, **k: still_held.append(sum(r.vector is not None for r in rows)) or real_verify(*a, **k))
     result = scan([str(root)], library, embedder, workers=0)
     assert searched == [(5, library.dim)]  # the search had every photo's vector...
@@ -138,9 +138,9 @@ def test_a_large_library_is_held_and_searched_in_float16_with_the_same_groups(tm
     monkeypatch.setattr(search, "EXACT_MAX", 2)  # these 5 photos count as a large library
     held, searched = [], []
     other = Library(str(tmp_path / "large.db"), library.model, library.dim)
-    real_upsert, real_search = other.upsert, pipeline.candidates.nearest_hits
+    real_upsert, real_search = other.upsert, candidates.nearest_hits
     monkeypatch.setattr(other, "upsert", lambda rows: held.extend(r.vector.dtype for r in rows) or real_upsert(rows))
-    monkeypatch.setattr(pipeline.candidates, "nearest_hits",
+    monkeypatch.setattr(candidates, "nearest_hits",
                         lambda ids, vectors, *a, **k: searched.append(vectors.dtype) or real_search(ids, vectors, *a, **k))
     try:
         large = scan([str(root)], other, embedder, workers=0)
@@ -162,7 +162,7 @@ def test_rescan_regroups_from_the_catalog_and_new_files_join(tmp_path, library, 
 
     # unchanged: nothing read, nothing searched or verified, same groups
     calls = []
-    monkeypatch.setattr(pipeline.verification, "verify_candidates",
+    monkeypatch.setattr(verification, "verify_candidates",
                         lambda *a, **k: calls.append(a) or {})
     again = scan([str(root)], library, embedder, workers=0)
     assert again.stats.embedded == 0 and groups_of(again) == groups_of(first)
@@ -184,8 +184,8 @@ def test_an_unchanged_rescan_reuses_its_grouping(tmp_path, library, embedder, mo
     a = make_folder(root)
     first = scan([str(root)], library, embedder, workers=0, keep_signatures=False)
     linked = []
-    real = pipeline.grouping.groups_from_pairs
-    monkeypatch.setattr(pipeline.grouping, "groups_from_pairs", lambda *a, **k: linked.append(1) or real(*a, **k))
+    real = grouping.groups_from_pairs
+    monkeypatch.setattr(grouping, "groups_from_pairs", lambda *a, **k: linked.append(1) or real(*a, **k))
 
     again = scan([str(root)], library, embedder, workers=0, keep_signatures=False)
     assert linked == [] and groups_of(again) == groups_of(first)
@@ -211,7 +211,7 @@ def test_a_wider_scan_does_not_verify_remembered_pairs_again(tmp_path, library, 
     verified = spy_on_verification(monkeypatch)  # every outcome, rejected ones too
     scan([str(root / "old")], library, embedder, workers=0)
     first = verified.pop()
-    loosest = pipeline.grouping.verify_threshold(0.0)
+    loosest = grouping.verify_threshold(0.0)
     assert any(m.score < loosest for _, m in first.values())  # a remembered negative is in play
 
     wider = scan([str(root / "old"), str(root / "new")], library, embedder, workers=0)
@@ -227,10 +227,10 @@ def test_a_scan_cancelled_while_verifying_keeps_the_chunks_it_finished(tmp_path,
 
     root = tmp_path / "photos"
     make_folder(root)
-    monkeypatch.setattr(pipeline.verification, "CHUNK_MAX", 2)
+    monkeypatch.setattr(verification, "CHUNK_MAX", 2)
     sizes = []
-    real = pipeline.verification.verify_candidates
-    monkeypatch.setattr(pipeline.verification, "verify_candidates",
+    real = verification.verify_candidates
+    monkeypatch.setattr(verification, "verify_candidates",
                         lambda cands, *a, **k: sizes.append(len(cands)) or real(cands, *a, **k))
 
     class CancelInTheSecondChunk(Progress):
@@ -263,24 +263,24 @@ def test_the_groups_so_far_remember_every_outcome_and_hold_only_the_verified(tmp
     calls = spy_on_verification(monkeypatch)
     made, held = [], []
 
-    class Seen(pipeline.PartialGroups):
+    class Seen(groups_so_far.PartialGroups):
         def __init__(self, *a, **k):
             super().__init__(*a, **k)
             made.append(self)
 
-    real_find = pipeline.find_pairs
+    real_find = pairs.find_pairs
 
     def find(good, library, cache, scope, progress, workers, known=None, checked=()):
         held.append(([p.vectors.size for p in made], dict(known), set(checked)))
         return real_find(good, library, cache, scope, progress, workers, known, checked)
 
-    monkeypatch.setattr(pipeline, "PartialGroups", Seen)
+    monkeypatch.setattr(groups_so_far, "PartialGroups", Seen)
 
-    monkeypatch.setattr(pipeline, "find_pairs", find)
+    monkeypatch.setattr(pairs, "find_pairs", find)
     result = window_scan(root, library, embedder)
     assert groups_of(result) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
     reading, final = calls[0], {k: v for c in calls[1:] for k, v in c.items()}
-    loosest = pipeline.grouping.verify_threshold(0.0)
+    loosest = grouping.verify_threshold(0.0)
     assert any(m.score < loosest for _, m in reading.values())  # a rejected pair is in play
     [(vectors, known, checked)] = held
     assert vectors == [0]  # the groups-so-far dropped their vectors before the final search
@@ -296,15 +296,15 @@ def test_the_groups_so_far_verify_in_worker_processes(tmp_path, library, embedde
     make_folder(root)
     calls = spy_on_verification(monkeypatch)  # sees the final stage only: the groups so far send chunks
     sent, before_final = [], []
-    real_submit, real_find = pipeline.verification.submit_chunk, pipeline.find_pairs
-    monkeypatch.setattr(pipeline.verification, "submit_chunk",
+    real_submit, real_find = verification.submit_chunk, pairs.find_pairs
+    monkeypatch.setattr(verification, "submit_chunk",
                         lambda ex, keys, *a: sent.append((type(ex).__name__, list(keys))) or real_submit(ex, keys, *a))
 
     def find(good, library, cache, *a):
         before_final.append({(x, y) for x, y in cache.db.execute("SELECT a, b FROM pairs")})
         return real_find(good, library, cache, *a)
 
-    monkeypatch.setattr(pipeline, "find_pairs", find)
+    monkeypatch.setattr(pairs, "find_pairs", find)
     result = scan([str(root)], library, embedder, workers=2, on_partial=lambda groups: None, partial_every=0)
     assert groups_of(result) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
     assert sent and {kind for kind, _ in sent} == {"ProcessPoolExecutor"}
@@ -319,7 +319,7 @@ def test_a_verification_worker_that_dies_leaves_its_pairs_to_the_rest_of_the_sca
     make_folder(root)
     for i in range(pipeline.BATCH):  # a second batch, sent after the first one's worker died
         ig.save(ig.photo(600 + i, (200, 150)), root / "more" / f"m{i:02d}.jpg")
-    monkeypatch.setattr(pipeline.verification, "submit_chunk", lambda ex, *a: ex.submit(os._exit, 1))
+    monkeypatch.setattr(verification, "submit_chunk", lambda ex, *a: ex.submit(os._exit, 1))
     result = scan([str(root)], library, embedder, workers=2, on_partial=lambda groups: None, partial_every=0)
     assert not result.stats.cancelled and not result.problems
     assert groups_of(result) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
@@ -378,19 +378,19 @@ def test_photos_read_early_look_up_fewer_neighbours_for_the_groups_so_far(tmp_pa
     for i in range(2 * pipeline.BATCH):
         ig.save(ig.photo(800 + i, (200, 150)), root / "more" / f"m{i:02d}.jpg")
     asked = []  # (photos read so far, neighbours looked up), one per batch
-    real = pipeline.candidates.candidate_pairs
+    real = candidates.candidate_pairs
 
-    def spy(ids, vectors, queries=None, progress=None, k=pipeline.candidates.TOP_K, **kw):
+    def spy(ids, vectors, queries=None, progress=None, k=candidates.TOP_K, **kw):
         asked.append((len(ids), k))
         return real(ids, vectors, queries, progress, k, **kw)
 
-    monkeypatch.setattr(pipeline.candidates, "candidate_pairs", spy)  # the final stage searches without it
+    monkeypatch.setattr(candidates, "candidate_pairs", spy)  # the final stage searches without it
     result = window_scan(root, library, embedder)
     assert [n for n, _ in asked] == [16, 32, 37]
     ks = [k for _, k in asked]
     # a photo's 7 nearest among the first 16 of 37 stand for about its 16 nearest of all (7 * 37 / 16)
-    assert pipeline.PartialGroups.FEWEST_NEIGHBOURS <= ks[0] < ks[1] < ks[2] == pipeline.candidates.TOP_K
-    assert ks[0] == -(-pipeline.candidates.TOP_K * 16 // 37)
+    assert groups_so_far.PartialGroups.FEWEST_NEIGHBOURS <= ks[0] < ks[1] < ks[2] == candidates.TOP_K
+    assert ks[0] == -(-candidates.TOP_K * 16 // 37)
     assert groups_of(result) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
 
 

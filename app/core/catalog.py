@@ -30,8 +30,8 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from app import paths
-from app.core import verify
+from app import __version__, paths
+from app.core import candidates, verify
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,12 @@ def location_for(library_location: str, collection: str) -> str:
 
 
 FILE_COLUMNS = "id, path, size, mtime_ns, sha256, width, height, format, model, problem"
+
+
+def verification_settings() -> dict:
+    """What the catalog's verification outcomes depend on: opened with other values, they start empty."""
+    return {"top_k": candidates.TOP_K, "candidate_cosine": candidates.CANDIDATE_COSINE,
+            "verify": verify.VERSION, "doppel": __version__}
 
 
 class CatalogError(RuntimeError):
@@ -93,7 +99,7 @@ class Catalog:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'settings'").fetchone()
         if row is None or row[0] != wanted:
             # what verification derived goes; the files and their signatures stay (features are
-            # read again where verification needs them: pipeline.attach_signatures)
+            # read again where verification needs them: pairs.attach_signatures)
             self.db.executescript("DELETE FROM pairs; DELETE FROM searched; DELETE FROM groupings; "
                                   "UPDATE signatures SET features = NULL; DELETE FROM squares; DELETE FROM facts;")
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('settings', ?)", (wanted,))

@@ -82,7 +82,7 @@ def find_copies(photo: str, library: Library, embedder, similarity: float = 0.5,
 def _features(library: Library, rows: dict[int, Row]) -> None:
     """The content features verification reads, from the library's catalog (a scan keeps them
     there, not in Milvus), for the rows as they were scanned."""
-    from app.core.pipeline import attach_signatures
+    from app.core.pairs import attach_signatures
 
     attach_signatures(library, rows, set(rows), library.catalog)
 

@@ -273,9 +273,8 @@ class Library:
                 raise LibraryError(f"the library location {location} is read-only; choose another with --library")
             self._take_lock()
         try:
-            from app.core.pipeline import cache_settings
-
-            self.catalog = Catalog(catalog_mod.location_for(self.location, self.collection), cache_settings())
+            self.catalog = Catalog(catalog_mod.location_for(self.location, self.collection),
+                                   catalog_mod.verification_settings())
         except CatalogError as exc:
             self._release_lock()
             raise LibraryError(str(exc)) from exc

@@ -6,7 +6,7 @@ import os
 import traceback
 
 from app import paths
-from app.core.progress import Cancelled, Progress
+from app.core.progress import Progress
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,29 +46,25 @@ def run_scan(folders: list[str], settings: Settings, partial_every: float, messa
         from app.gui.errors import setup_logging
 
         setup_logging()
-    from app.core.library import Library, LibraryError
-    from app.core.model import WeightsError, load_embedder
+    from app.core import session
+    from app.core.library import LibraryError
+    from app.core.model import WeightsError
     from app.core.pipeline import scan
 
     progress = Progress(lambda u: messages.put(("progress", u)), max_rate=5)
     threading.Thread(target=lambda: (cancel_event.wait(), progress.cancel()), daemon=True).start()
     s = settings
     try:
-        embedder = load_embedder(s.weights or None, allow_download=s.allow_download, progress=progress)
-        if embedder.choice.notice:
-            messages.put(("notice", embedder.choice.notice))
-        progress.note(f"Opening library {s.library_location()}")
-        with Library(s.library_location(), embedder.name, embedder.dim, user="the Doppel window",
-                     progress=progress, **s.library_options()) as lib:
-            for n in lib.notices:
-                messages.put(("notice", n))
+        with session.opened(s.library_location(), progress, "the Doppel window",
+                            lambda text: messages.put(("notice", text)), s.weights, s.allow_download,
+                            library_options=s.library_options()) as (embedder, lib):
             result = scan(folders, lib, embedder, progress, similarity=s.similarity,
                           workers=s.decode_workers or None, review=s.review(),
                           on_partial=lambda groups: messages.put(("partial", groups)), partial_every=partial_every)
     except (LibraryError, WeightsError) as exc:
         messages.put(("failed", str(exc)))
         return
-    except Cancelled:  # before the scan began: while the weights were downloading
+    except session.DownloadCancelled:
         messages.put(("cancelled", "Cancelled while the ResNet-50 weights were downloading; nothing was "
                                    "scanned. The download is offered again at the next scan."))
         return
@@ -89,17 +85,16 @@ def run_find(photo: str, settings: Settings, messages, cancel_event, log_to_file
         from app.gui.errors import setup_logging
 
         setup_logging()
-    from app.core import find
-    from app.core.library import Library, LibraryError
-    from app.core.model import WeightsError, load_embedder
+    from app.core import find, session
+    from app.core.library import LibraryError
+    from app.core.model import WeightsError
 
     progress = Progress(lambda u: messages.put(("progress", u)), max_rate=5)
     s = settings
     try:
-        embedder = load_embedder(s.weights or None, allow_download=s.allow_download, progress=progress)
-        progress.note(f"Looking for copies of {os.path.basename(photo)}")
-        with Library(s.library_location(), embedder.name, embedder.dim, user="the Doppel window",
-                     progress=progress, **s.library_options()) as lib:
+        with session.opened(s.library_location(), progress, "the Doppel window", lambda text: None, s.weights,
+                            s.allow_download, library_options=s.library_options()) as (embedder, lib):
+            progress.note(f"Looking for copies of {os.path.basename(photo)}")
             if lib.count() == 0:
                 messages.put(("failed", f"The library holds no photos read with {embedder.name} yet: scan your "
                                         f"folders first."))
