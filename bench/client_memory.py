@@ -14,6 +14,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -41,8 +42,9 @@ def main() -> int:
         from pymilvus import MilvusClient
 
         MilvusClient(args.library).create_database(database)
+    report = os.path.join(tempfile.mkdtemp(prefix="doppel-mem-"), "report.json")
     cmd = [sys.executable, "-m", "app.cli", "scan", args.corpus, "--library", args.library, "--quiet",
-           "--json", os.devnull, "--fallback-model"]
+           "--json", report, "--fallback-model"]
     if database:
         cmd += ["--database", database]
     t0 = time.monotonic()

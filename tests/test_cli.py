@@ -1,6 +1,7 @@
 """The command line as a user runs it: a subprocess, a JSON report, a summary on stdout."""
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,22 @@ def test_cli_scan_writes_report_and_summary(tmp_path):
 def test_cli_rejects_missing_folder(tmp_path):
     proc = run_cli("scan", str(tmp_path / "nope"), "--library", str(tmp_path / "l.db"))
     assert proc.returncode == 2 and "not a folder" in proc.stderr
+
+
+def test_a_report_written_to_a_pipe_or_device_leaves_it_one(tmp_path):
+    """--json /dev/null (or a FIFO another program reads) is written to, never replaced by a
+    file: the report is written atomically only to a regular file."""
+    import threading
+
+    from app.core import report
+    from app.core.pipeline import ScanResult, ScanStats
+
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, encoding="utf-8").read()))
+    reader.start()
+    report.write(ScanResult("lib.db", "m", "", [], ScanStats(files=3), [], []), str(fifo))
+    reader.join(10)
+    assert json.loads(got[0])["stats"]["files"] == 3
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)

@@ -44,8 +44,14 @@ def to_dict(result: ScanResult) -> dict:
 def write(result: ScanResult, path: str) -> None:
     data = json.dumps(to_dict(result), indent=1, ensure_ascii=False)
     target = Path(path)
+    if target.exists() and not target.is_file():
+        # a device or a pipe (/dev/null, a FIFO another program reads): written to, never
+        # replaced by a file
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(data)
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = target.with_name(target.name + ".tmp")  # a report is never left half written
     tmp.write_text(data, "utf-8")
     os.replace(tmp, target)
 
