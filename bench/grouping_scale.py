@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.core import candidates, catalog, grouping, verification  # noqa: E402
 from app.core.allocator import keep_freed_memory, release_freed_memory  # noqa: E402
-from app.core.library import Row  # noqa: E402
+from app.core.domain import Row  # noqa: E402
 from app.core.catalog import Catalog  # noqa: E402
 from bench.speed import tree_rss_kb  # noqa: E402
 

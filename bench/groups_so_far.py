@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.core import candidates, catalog, grouping, groups_so_far, pairs, pipeline, verify  # noqa: E402
 from app.core.allocator import keep_freed_memory  # noqa: E402
-from app.core.library import Library, Row  # noqa: E402
+from app.core.domain import Row  # noqa: E402
+from app.core.library import Library  # noqa: E402
 from app.core.catalog import Catalog  # noqa: E402
 from app.core.progress import Progress  # noqa: E402
 from bench.grouping_scale import photos, planted_and_other  # noqa: E402

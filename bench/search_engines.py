@@ -27,7 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.core import candidates, pairs, search  # noqa: E402
-from app.core.library import Library, Row  # noqa: E402
+from app.core.domain import Row  # noqa: E402
+from app.core.library import Library  # noqa: E402
 from app.core.model import DIMS, FALLBACK_NAME  # noqa: E402
 
 

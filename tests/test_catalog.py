@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from app.core.catalog import Catalog, stamp
-from app.core.library import Library, LibraryLockedError, Row
+from app.core.domain import Row
+from app.core.library import Library, LibraryLockedError
 from app.core.pipeline import scan
 from tests import imagegen as ig
 
@@ -98,7 +99,8 @@ def test_an_unreadable_file_is_in_the_catalog_without_a_vector(tmp_path, embedde
 KILLED_WRITER = """
 import os, signal, sys
 import numpy as np
-from app.core.library import Library, Row
+from app.core.domain import Row
+from app.core.library import Library
 from app.core.model import DIMS, FALLBACK_NAME
 lib = Library(sys.argv[1], FALLBACK_NAME, DIMS[FALLBACK_NAME])
 lib.upsert([Row(7, "/p/killed.jpg", 1, 1, "", 1, 1, "JPEG", "m", "", None,

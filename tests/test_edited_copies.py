@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from app.core import grouping, verify
+from app.core import domain, grouping, verify
 from app.core.decode import evidence
 from app.core.pipeline import scan
 from tests import imagegen as ig
@@ -148,7 +148,7 @@ def test_a_full_width_strip_is_a_crop_not_the_same_frame(base):
 
 
 def _pair(a, b, how, outer="a", score=0.99):
-    return grouping.Pair(a, b, 0.9, verify.Match(score, how, 0, 0.8, outer))
+    return domain.Pair(a, b, 0.9, verify.Match(score, how, 0, 0.8, outer))
 
 
 def test_a_shared_crop_does_not_join_two_photos_it_fits_in():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
-from app.core import candidates, grouping, verify
+from app.core import candidates, domain, grouping, verify
 from app.core.decode import evidence
 from app.core.pipeline import scan
 from tests import imagegen as ig
@@ -168,11 +168,11 @@ def test_a_member_not_verified_against_the_photo_that_shows_the_most_is_split_of
 
 
 def _pair(a, b, how, outer="a", score=0.99):
-    return grouping.Pair(a, b, 0.9, verify.Match(score, how, 0, 0.8, outer))
+    return domain.Pair(a, b, 0.9, verify.Match(score, how, 0, 0.8, outer))
 
 
 def _row(i):
-    from app.core.library import Row
+    from app.core.domain import Row
     return Row(i, f"/p/{i}.jpg", 1, 1, str(i), 100, 100, "JPEG", "m", "", None)
 
 

@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 from app.core import originals, ranking
-from app.core.grouping import Group, Member
-from app.core.library import Row
+from app.core.domain import Group, Member
+from app.core.domain import Row
 from app.core.verify import Match
 from tests import imagegen as ig
 from tests.test_cli import run_cli

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from app.core import candidates, catalog, grouping, groups_so_far, pairs, pipeline, search, verification
-from app.core.library import Library, Row, path_id
+from app.core.domain import Row
+from app.core.library import Library, path_id
 from app.core.pipeline import scan
 from tests import imagegen as ig
 

@@ -11,7 +11,8 @@ import numpy as np
 
 from app.core import candidates, grouping, verification
 from app.core.decode import decode_file
-from app.core.library import Library, Row
+from app.core.domain import Row
+from app.core.library import Library
 from app.core.walk import FileEntry
 
 QUERY = -(2 ** 63)  # the photo looked for; a row whose path hashes to it (odds 2**-64) is left out

@@ -10,12 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 
 from app.core import verify
-from app.core.library import Row
+from app.core.domain import Group, Member, Pair, Row
 
 # A group is "near" (resized / re-encoded) when every pair lines up as the same frame this well
 # and the overall brightness did not move; anything else verified is "edited".
@@ -29,44 +28,6 @@ def verify_threshold(similarity: float) -> float:
     """
     similarity = min(max(similarity, 0.0), 1.0)
     return 0.89 + 0.08 * similarity
-
-
-@dataclass
-class Member:
-    row: Row
-    similarity: float = 1.0  # to the keeper, filled by ranking
-    keep: bool = False
-    reason: str = ""  # why it is the keeper, or what it is (ranking.describe)
-    kind: str = ""  # against the keeper: "keeper", ranking.SAFE_KINDS, "RAW", "RAW + JPEG", "edited"
-    changes: list = field(default_factory=list)  # an edited copy's edits, in words
-    safe: bool = False  # preselected for the trash by its kind (a large group waits for a look)
-
-
-@dataclass
-class Group:
-    kind: str  # exact | near | edited
-    members: list[Member]
-    pair_scores: dict = field(default_factory=dict)  # (id, id) -> verified score between members
-    # (a, b) -> verify.Match of the verified pairs among the group's representatives (one file of
-    # each set of byte-identical ones): what the keeper and the kinds of copies are read from
-    matches: dict = field(default_factory=dict)
-    # set by ranking: the suggested keeper, each member's edits against the group (id -> labels),
-    # and whether the group waits for a person to look before anything in it is preselected
-    keeper: Optional[Member] = None
-    edits: dict = field(default_factory=dict)
-    needs_look: bool = False
-
-    @property
-    def ids(self) -> list[int]:
-        return [m.row.id for m in self.members]
-
-
-@dataclass
-class Pair:
-    a: int
-    b: int
-    cosine: float
-    match: verify.Match
 
 
 def positive_pairs(outcomes: dict[tuple[int, int], tuple[float, verify.Match]]) -> list[Pair]:

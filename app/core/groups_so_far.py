@@ -14,7 +14,7 @@ import numpy as np
 
 from app.core import candidates, catalog, grouping, verification
 from app.core.catalog import Catalog
-from app.core.library import Row
+from app.core.domain import Row
 from app.core.reading import init_background_worker
 
 log = logging.getLogger(__name__)

@@ -18,13 +18,13 @@ import hashlib
 import logging
 import os
 import re
-from dataclasses import dataclass
 from typing import Iterable, Optional
 
 import numpy as np
 
 from app.core import catalog as catalog_mod
 from app.core.catalog import Catalog, CatalogError
+from app.core.domain import Row
 
 try:
     import fcntl
@@ -59,35 +59,6 @@ class LibraryError(RuntimeError):
 
 class LibraryLockedError(LibraryError):
     pass
-
-
-@dataclass
-class Row:
-    id: int
-    path: str
-    size: int
-    mtime_ns: int
-    sha256: str
-    width: int
-    height: int
-    format: str
-    model: str
-    problem: str
-    signature: Optional[np.ndarray]  # (h, w) uint8
-    vector: Optional[np.ndarray] = None
-    # content.pack()ed local features: kept in the catalog, not in Milvus (34 kB a photo that
-    # Milvus Lite would hold in memory, and only verification reads them)
-    features: Optional[bytes] = None
-    # The content's share of the photo's area (content.py: a border, bars or a mat take the rest);
-    # known after the scan's search stage, from the features or the catalog. Not in Milvus.
-    content_share: float = 1.0
-    # originals.photo_facts (colour, camera, date, RAW): what the keeper is chosen on; kept in the
-    # catalog, not in Milvus. None: not known (the keeper then goes by the rest).
-    facts: Optional[dict] = None
-
-    def evidence(self):
-        """What verification reads: (signature, features), or None before they are attached."""
-        return None if self.signature is None else (self.signature, self.features)
 
 
 def path_id(path: str) -> int:

@@ -8,11 +8,12 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from app.core import candidates, catalog, content, grouping, verification
+from app.core import candidates, catalog, content, domain, grouping, verification
 from app.core.allocator import release_freed_memory
 from app.core.catalog import Catalog
 from app.core.decode import decode_file
-from app.core.library import Library, Row
+from app.core.domain import Row
+from app.core.library import Library
 from app.core.progress import Progress
 from app.core.walk import FileEntry
 
@@ -22,7 +23,7 @@ SERVER_BATCH = 256  # queries sent to a server at once: a batch's vectors and hi
 
 
 def find_pairs(good: list[Row], library: Library, cache: Optional[Catalog], scope: str, progress: Progress,
-               workers: int, known: Optional[dict] = None, checked: Iterable = ()) -> list[grouping.Pair]:
+               workers: int, known: Optional[dict] = None, checked: Iterable = ()) -> list[domain.Pair]:
     """Verified pairs among ``good`` (the decodable rows in the scanned folders).
 
     Only photos not yet searched in this scope (new, changed, or the folders changed) look up

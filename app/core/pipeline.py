@@ -13,24 +13,19 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
-from app.core import candidates, catalog, content, decisions, groups_so_far, grouping, ranking, reading
+from app.core import candidates, catalog, content, decisions, domain, groups_so_far, grouping, ranking, reading
 from app.core import pairs as verified_pairs
 from app.core.allocator import keep_freed_memory
 from app.core.catalog import Catalog
 from app.core.decode import Decoded
-from app.core.library import Library, Row, path_id
+from app.core.domain import Problem, Row
+from app.core.library import Library, path_id
 from app.core.progress import Cancelled, Progress, ScanPlan
-from app.core.walk import WalkProblem, inside, walk
+from app.core.walk import inside, walk
 
 log = logging.getLogger(__name__)
 
 BATCH = 16
-
-
-@dataclass
-class Problem:
-    path: str
-    error: str
 
 
 @dataclass
@@ -52,9 +47,9 @@ class ScanResult:
     folders: list[str]
     stats: ScanStats
     rows: list[Row]  # decodable rows in scope; those in a pair carry their signature
-    groups: list[grouping.Group]
+    groups: list[domain.Group]
     problems: list[Problem] = field(default_factory=list)
-    pairs: list[grouping.Pair] = field(default_factory=list)  # verified at the loosest setting
+    pairs: list[domain.Pair] = field(default_factory=list)  # verified at the loosest setting
     overlaps: dict = field(default_factory=dict)  # grouping.make_bridge's, reused by regroup()
     apart: set = field(default_factory=set)  # contents the user marked not duplicates (decisions.py)
 
@@ -62,7 +57,7 @@ class ScanResult:
         """New groups for another similarity setting, from the stored pairs: no rescan."""
         self.groups = self.grouped(similarity, review)
 
-    def grouped(self, similarity: float, review: Optional[ranking.Options] = None) -> list[grouping.Group]:
+    def grouped(self, similarity: float, review: Optional[ranking.Options] = None) -> list[domain.Group]:
         """The groups ``regroup`` would set, without setting them (a front end computes them in
         another thread: 0.7-5.4 s for the 5,000-photo timing corpus). Only the overlap checks
         it keeps for the next call change: one call at a time."""
@@ -71,9 +66,9 @@ class ScanResult:
         return groups
 
 
-def group_rows(good: list[Row], pairs: list[grouping.Pair], similarity: float, library: Library,
+def group_rows(good: list[Row], pairs: list[domain.Pair], similarity: float, library: Library,
                cache: Optional[Catalog], keep_signatures: bool, overlaps: Optional[dict] = None,
-               apart: Iterable = ()) -> list[grouping.Group]:
+               apart: Iterable = ()) -> list[domain.Group]:
     """groups_from_pairs, or the groups it made last time from exactly these rows and pairs.
 
     Linking is the costliest part of an unchanged rescan; what it reads is summed up in
@@ -131,13 +126,13 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
         try:
             # 1. walk
             progress.start(0, "walk", "Looking for photos")
-            walk_problems: list[WalkProblem] = []
+            walk_problems: list[Problem] = []
             entries = []
             for e in walk(folders, walk_problems, progress):
                 entries.append(e)
                 if len(entries) % 200 == 0:
                     progress.note(f"Found {len(entries)} files")
-            problems += [Problem(p.path, p.error) for p in walk_problems]
+            problems += walk_problems
             stats.files = len(entries)
 
             # 2. diff against the library
@@ -223,8 +218,8 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
             in_scope = list(scope_rows.values())
         problems += [Problem(r.path, r.problem) for r in in_scope if r.problem]
         good = [r for r in in_scope if not r.problem]
-        groups: list[grouping.Group] = []
-        pairs: list[grouping.Pair] = []
+        groups: list[domain.Group] = []
+        pairs: list[domain.Pair] = []
         # the groups-so-far updates checked these pairs' overlaps already (same verified outcomes)
         overlaps: dict = partial.overlaps if partial is not None else {}
         if partial is not None:

@@ -28,7 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.core import originals, verify
-from app.core.grouping import Group, Member, representatives
+from app.core.domain import Group, Member
+from app.core.grouping import representatives
 from app.core.walk import inside
 
 # A copy whose content fills less than this share of it carries an added frame (a border, bars, a

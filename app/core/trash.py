@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
+from app.core.domain import Problem
 from app.core.progress import Progress
 from app.core.walk import inside
 
@@ -50,15 +51,9 @@ class JournalEntry:
 
 
 @dataclass
-class TrashProblem:
-    path: str
-    error: str
-
-
-@dataclass
 class TrashOutcome:
     trashed: list[JournalEntry] = field(default_factory=list)
-    problems: list[TrashProblem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
     @property
     def freed(self) -> int:
@@ -157,27 +152,27 @@ def _find_in_trash(original: str, since: float) -> str:
 
 
 # --------------------------------------------------------------------------- trash
-def validate(decision: GroupDecision, reference_folders: Iterable[str]) -> tuple[list[ScannedFile], list[TrashProblem]]:
+def validate(decision: GroupDecision, reference_folders: Iterable[str]) -> tuple[list[ScannedFile], list[Problem]]:
     """Which of the chosen files may go; the rest come back as problems."""
     reference_folders = list(reference_folders)
-    problems: list[TrashProblem] = []
+    problems: list[Problem] = []
     paths = {m.path for m in decision.members}
     chosen = [m for m in decision.members if m.path in decision.trash]
-    problems += [TrashProblem(p, "not a member of this group") for p in decision.trash - paths]
+    problems += [Problem(p, "not a member of this group") for p in decision.trash - paths]
     allowed = []
     for m in chosen:
         if inside(m.path, reference_folders):
-            problems.append(TrashProblem(m.path, "in a reference folder: never trashed"))
+            problems.append(Problem(m.path, "in a reference folder: never trashed"))
         else:
             allowed.append(m)
     kept = [m for m in decision.members if m not in allowed]
     if not kept:
-        return [], problems + [TrashProblem(m.path, "refused: this would trash every copy in the group")
+        return [], problems + [Problem(m.path, "refused: this would trash every copy in the group")
                                for m in allowed]
     # The copy we keep must really be there, unchanged: otherwise trashing the others could
     # leave no copy at all.
     if not any(unchanged(k) is None for k in kept):
-        return [], problems + [TrashProblem(m.path, "refused: no kept copy of this group is still present and unchanged")
+        return [], problems + [Problem(m.path, "refused: no kept copy of this group is still present and unchanged")
                                for m in allowed]
     return allowed, problems
 
@@ -197,13 +192,13 @@ def trash_files(decisions: list[GroupDecision], journal: Journal, reference_fold
     for f in plan:
         why = unchanged(f)
         if why:
-            outcome.problems.append(TrashProblem(f.path, f"skipped: {why}"))
+            outcome.problems.append(Problem(f.path, f"skipped: {why}"))
         else:
             started = time.time()
             try:
                 send2trash(f.path)
             except Exception as exc:  # permission, trash unavailable, cross-device...
-                outcome.problems.append(TrashProblem(f.path, f"could not move to the trash: {exc}"))
+                outcome.problems.append(Problem(f.path, f"could not move to the trash: {exc}"))
             else:
                 entry = JournalEntry(f.path, f.size, f.sha256, started, _find_in_trash(f.path, started))
                 journal.append(entry)

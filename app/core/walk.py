@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from app.core import raw
+from app.core.domain import Problem
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib",
                     ".tif", ".tiff", ".heic", ".heif", ".avif"} | raw.RAW_EXTENSIONS
@@ -22,12 +23,6 @@ class FileEntry:
     path: str  # absolute, as the OS returns it (may hold surrogate-escaped bytes)
     size: int
     mtime_ns: int
-
-
-@dataclass(frozen=True)
-class WalkProblem:
-    path: str
-    error: str
 
 
 def inside(path: str, folders: Iterable[str]) -> bool:
@@ -82,7 +77,7 @@ def walk(folders: Iterable[str], problems: list | None = None, progress=None) ->
         try:
             st = os.stat(top)
         except OSError as exc:
-            problems.append(WalkProblem(top, f"cannot open folder: {exc.strerror or exc}"))
+            problems.append(Problem(top, f"cannot open folder: {exc.strerror or exc}"))
             continue
         key = (st.st_dev, st.st_ino)
         if key in seen_dirs:
@@ -91,7 +86,7 @@ def walk(folders: Iterable[str], problems: list | None = None, progress=None) ->
         try:
             entries = sorted(os.scandir(top), key=lambda e: e.name)
         except OSError as exc:
-            problems.append(WalkProblem(top, f"cannot list folder: {exc.strerror or exc}"))
+            problems.append(Problem(top, f"cannot list folder: {exc.strerror or exc}"))
             continue
         subdirs = []
         for e in entries:
@@ -103,10 +98,10 @@ def walk(folders: Iterable[str], problems: list | None = None, progress=None) ->
                 st = e.stat(follow_symlinks=True)
             except FileNotFoundError:
                 if e.is_symlink():
-                    problems.append(WalkProblem(e.path, "broken symbolic link"))
+                    problems.append(Problem(e.path, "broken symbolic link"))
                 continue
             except OSError as exc:
-                problems.append(WalkProblem(e.path, f"cannot read: {exc.strerror or exc}"))
+                problems.append(Problem(e.path, f"cannot read: {exc.strerror or exc}"))
                 continue
             # the entry's real path where a link is involved; None: e.path is its real path
             real = os.path.realpath(e.path) if e.is_symlink() else os.path.join(real_top, e.name) if real_top else None

@@ -103,14 +103,15 @@ class TrashWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        from app.core.trash import Journal, TrashOutcome, TrashProblem, trash_files
+        from app.core.domain import Problem
+        from app.core.trash import Journal, TrashOutcome, trash_files
 
         try:
             outcome = trash_files(self.decisions, Journal(paths.journal_path()), self.reference_folders,
                                   Progress(self.progress.emit, max_rate=5))
         except Exception as exc:  # never lose the report of what happened
             log.error("trash failed:\n%s", traceback.format_exc())
-            outcome = TrashOutcome(problems=[TrashProblem("", f"trashing stopped: {exc}")])
+            outcome = TrashOutcome(problems=[Problem("", f"trashing stopped: {exc}")])
         self.finished.emit(outcome)
 
 
