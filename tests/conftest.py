@@ -74,3 +74,16 @@ def window(qtbot, tmp_path):
     w.show()
     yield w
     w.close()
+
+
+# The two layers: `-m "not integration"` runs the unit tests alone (seconds); the integration
+# tests use the real model, a Milvus Lite file or a Milvus server, the Qt window, or other
+# processes. A test that needs one of these fixtures is one by that alone; the rest that start
+# processes say so with @pytest.mark.integration.
+INTEGRATION_FIXTURES = {"embedder", "library", "window", "qtbot"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests import imagegen as ig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,6 +19,7 @@ def run_cli(*args, env_extra=None):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.integration
 def test_cli_scan_writes_report_and_summary(tmp_path):
     root = tmp_path / "photos"
     a = ig.photo(41)
@@ -49,6 +52,7 @@ def test_cli_scan_writes_report_and_summary(tmp_path):
     assert stats["embedded"] == 0 and stats["skipped"] == 4
 
 
+@pytest.mark.integration
 def test_cli_rejects_missing_folder(tmp_path):
     proc = run_cli("scan", str(tmp_path / "nope"), "--library", str(tmp_path / "l.db"))
     assert proc.returncode == 2 and "not a folder" in proc.stderr

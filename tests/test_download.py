@@ -53,6 +53,7 @@ def downloading_env(tmp_path, url):
     return env
 
 
+@pytest.mark.integration
 def test_ctrl_c_during_the_download_stops_cleanly_and_the_download_is_offered_again(tmp_path, slow_weights):
     url, requests = slow_weights
     photos = tmp_path / "photos"

@@ -475,6 +475,7 @@ cache.close()
 """
 
 
+@pytest.mark.integration
 def test_closing_while_workers_hand_back_images_lets_the_app_exit(tmp_path):
     """Workers stopped by close() while others' images were on their way back left the pool's
     reading thread waiting for the rest of a message, and the process never exited (2 runs of 5
@@ -559,6 +560,7 @@ def test_signals_do_not_leak_references():
     assert after[0] >= before[0] - 20 and after[1] >= before[1] - 20, (before, after)
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not hasattr(os, "nice"), reason="no process priorities here")
 def test_scan_process_runs_at_a_lower_priority_than_the_window():
     import subprocess
@@ -571,6 +573,7 @@ def test_scan_process_runs_at_a_lower_priority_than_the_window():
     assert out[0] == out[1] and int(out[0]) > 0
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads processes from /proc")
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
 def test_sigterm_or_sigint_closes_the_app_and_leaves_no_process_behind(tmp_path, signame):

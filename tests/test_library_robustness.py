@@ -112,6 +112,7 @@ def small_fs(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
+@pytest.mark.integration
 def test_disk_full_is_a_clear_error_and_photos_are_untouched(small_fs, tmp_path):
     root = tmp_path / "p"
     for i in range(40):

@@ -3,9 +3,10 @@ RAW masters are never suggested for the trash. Real files made here, the real co
 import json
 from pathlib import Path
 
+import pytest
+
 from app.core import originals, ranking
-from app.core.domain import Group, Member
-from app.core.domain import Row
+from app.core.domain import Group, Member, Row
 from app.core.verify import Match
 from tests import imagegen as ig
 from tests.test_cli import run_cli
@@ -22,6 +23,7 @@ def files_by_name(group):
     return {Path(f["path"]).name: f for f in group["files"]}
 
 
+@pytest.mark.integration
 def test_the_camera_jpeg_is_kept_over_larger_grayscale_watermarked_and_mirrored_copies(tmp_path):
     root = tmp_path / "photos"
     a = ig.photo(61, (1200, 800))
@@ -48,6 +50,7 @@ def test_the_camera_jpeg_is_kept_over_larger_grayscale_watermarked_and_mirrored_
     assert files["watermarked.jpg"]["kind"] == "edited"
 
 
+@pytest.mark.integration
 def test_a_watermarked_copy_is_told_from_its_original_by_the_pixels_alone(tmp_path):
     """Same size, same EXIF, the watermarked file larger: only the overlay tells them apart."""
     root = tmp_path / "photos"
@@ -61,6 +64,7 @@ def test_a_watermarked_copy_is_told_from_its_original_by_the_pixels_alone(tmp_pa
     assert files["b.jpg"]["keep"] and files["b.jpg"]["changes"] == ["watermark or overlay"]
 
 
+@pytest.mark.integration
 def test_a_raw_lookalike_beside_its_jpeg_is_a_problem_never_a_copy_to_trash(tmp_path):
     """A TIFF with a small preview named .nef/.dng: Pillow would read the preview; LibRaw finds no
     raw data. It is listed as a problem and never grouped."""
@@ -78,6 +82,7 @@ def test_a_raw_lookalike_beside_its_jpeg_is_a_problem_never_a_copy_to_trash(tmp_
     assert grouped == {"DSC_0001.jpg", "copy.jpg"}
 
 
+@pytest.mark.integration
 def test_raw_and_jpeg_of_one_shot_keep_the_raw_and_preselect_neither(tmp_path):
     root = tmp_path / "photos"
     a = ig.photo(65, (1200, 800))

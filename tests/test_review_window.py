@@ -237,6 +237,7 @@ print(show_in_folder(sys.argv[1]))
 '''
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(shutil.which("dbus-daemon") is None, reason="needs dbus-daemon for a private session bus")
 def test_show_in_folder_asks_the_file_manager_over_dbus_to_select_the_file(tmp_path):
     """A private session bus with a stand-in file manager that owns org.freedesktop.FileManager1:

@@ -426,6 +426,7 @@ def test_reduced_precision_vectors_agree_with_fp32(embedder, monkeypatch):
     assert np.abs(fast @ fast.T - exact @ exact.T).max() < 0.02
 
 
+@pytest.mark.integration
 def test_choosing_the_model_does_not_import_torch():
     code = ("import sys; from app.core.model import load_embedder; e = load_embedder(allow_download=False); "
             "print(e.name, e.dim, 'torch' in sys.modules)")
@@ -434,6 +435,7 @@ def test_choosing_the_model_does_not_import_torch():
     assert out == ["efficientnet-lite0-imagenet", "1280", "False"]
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator only")
 def test_scan_processes_keep_freed_memory_for_the_next_batch():
     code = ("from app.core.allocator import keep_freed_memory, release_freed_memory; "
@@ -442,6 +444,7 @@ def test_scan_processes_keep_freed_memory_for_the_next_batch():
     assert out.split() == ["True", "True", "True"]
 
 
+@pytest.mark.integration
 def test_parallel_verification_keeps_few_chunks_waiting_and_agrees_with_one_process(monkeypatch):
     import concurrent.futures
 

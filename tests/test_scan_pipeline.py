@@ -279,6 +279,7 @@ def still_alive(workers: set[int], seconds: float = 10) -> set[int]:
     return {p for p in workers if _alive(p)}
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads processes from /proc")
 def test_a_scan_killed_with_sigkill_leaves_no_worker_process_behind(tmp_path):
     import signal

@@ -256,6 +256,7 @@ class Library:
             try:
                 self._open()
             except BaseException:
+                self._stop_local()
                 self.catalog.close()
                 self._release_lock()
                 raise
