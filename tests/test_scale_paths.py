@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.core import candidates, catalog, grouping, groups_so_far, pairs, pipeline, search, verification
+from app.core import candidates, catalog, grouping, groups_so_far, pairs, pipeline, pools, search, verification
 from app.core.domain import Row
 from app.core.library import Library, path_id
 from app.core.pipeline import scan
@@ -465,7 +465,7 @@ def test_parallel_verification_keeps_few_chunks_waiting_and_agrees_with_one_proc
             most[0] = max(most[0], sum(not f.done() for f in submitted))
             return submitted[-1]
 
-    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Counting)
+    monkeypatch.setattr(pools, "ProcessPoolExecutor", Counting)
     monkeypatch.setattr(verification, "PARALLEL_MIN", 100)
     recorded = {}
     parallel = verification.verify_candidates(cands, sigs.__getitem__, workers=2, record=recorded.update)

@@ -7,5 +7,6 @@ Data flow, one module per stage:
   -> ranking.py -> report.py; trash.py acts on decisions. groups_so_far.py: the window's groups
   while a scan reads.
 pipeline.py strings the stages together; progress.py is the progress/cancel contract;
-domain.py holds the records the stages share; session.py opens the model and the library.
+domain.py holds the records the stages share; session.py opens the model and the library;
+pools.py starts every pool of worker processes.
 """

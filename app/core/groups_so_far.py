@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -12,10 +11,9 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
-from app.core import candidates, catalog, grouping, verification
+from app.core import candidates, catalog, grouping, pools, verification
 from app.core.catalog import Catalog
 from app.core.domain import Row
-from app.core.reading import init_background_worker
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +110,9 @@ class PartialGroups:
         if not keys:
             return
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=init_background_worker)
+            # far below the window, and below the reading it runs beside (which waits for it
+            # when it falls behind, and then leaves it the CPU)
+            self._pool = pools.start(self.workers, niceness=pools.LOWEST)
         while len(self._sent) >= self.workers * self.BACKLOG:  # the reading waits for verification
             self._take(self._sent.popleft())
         try:

@@ -321,7 +321,7 @@ class Library:
             if self.is_server:
                 self._client = MilvusClient(location, **self._server_options)
             else:
-                self._local = LocalServer(location)
+                self._local = self._start_local(location)
                 self._client = MilvusClient(self._local.uri, grpc_options=LOCAL_GRPC)
         except LibraryLockedError as exc:
             raise LibraryLockedError(
@@ -334,6 +334,24 @@ class Library:
         self._ensure_collection()
         if self.catalog.get_meta("synced") != "1" or self.is_server or not self._vectors_match_catalog():
             self._reconcile()
+
+    @staticmethod
+    def _start_local(location: str) -> LocalServer:
+        """The file's server. Doppel's own lock is ours, so a Milvus Lite lock held by another is
+        another program's, or the server of a Doppel killed a moment ago, which ends within
+        lifeline.POLL of its parent: asked again for a few of those before it is refused."""
+        import time
+
+        from app.core.lifeline import POLL
+
+        deadline = time.monotonic() + 10 * POLL
+        while True:
+            try:
+                return LocalServer(location)
+            except LibraryLockedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(POLL)
 
     def _vectors_match_catalog(self) -> bool:
         """A cheap check that the collection is the one the catalog was written with (a library

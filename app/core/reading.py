@@ -4,39 +4,19 @@ and the file becomes a problem entry."""
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-import signal
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Iterator
 
-from app.core.allocator import keep_freed_memory
+from app.core import pools
 from app.core.decode import Decoded, decode_file
-from app.core.lifeline import exit_with_parent
 from app.core.progress import Progress
 from app.core.walk import FileEntry
 
 log = logging.getLogger(__name__)
 
 INLINE_BELOW = 24  # few files: decoding in-process beats starting worker processes
-
-
-def init_worker():
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the parent only
-    exit_with_parent()
-    keep_freed_memory()
-
-
-def init_background_worker():
-    """A worker for the groups-so-far: far below the window, and below the reading it runs beside
-    (which waits for it when it falls behind, and then leaves it the CPU)."""
-    init_worker()
-    try:
-        os.nice(19)  # the lowest priority there is (the call caps it)
-    except (AttributeError, OSError):  # no os.nice (Windows), or not allowed: run as is
-        pass
 
 
 def default_workers() -> int:
@@ -48,9 +28,9 @@ def _crashed(entry: FileEntry) -> Decoded:
     return Decoded(entry, problem="the image decoder crashed on this file (damaged or hostile data)")
 
 
-def _decode_isolated(entry: FileEntry, ctx) -> Decoded:
+def _decode_isolated(entry: FileEntry) -> Decoded:
     """Decode one file alone in a fresh process, so a crash is pinned on that file."""
-    with ProcessPoolExecutor(1, mp_context=ctx, initializer=init_worker) as ex:
+    with pools.start(1) as ex:
         try:
             return ex.submit(decode_file, entry).result()
         except BrokenProcessPool:
@@ -69,7 +49,6 @@ def decode_all(entries: list[FileEntry], workers: int, progress: Progress) -> It
             progress.check()
             yield decode_file(e)
         return
-    ctx = multiprocessing.get_context("spawn")  # fork after torch/Qt threads can deadlock
     # Shallow on purpose: while the model embeds a batch (torch on every core) the decoders run
     # dry and pause. 64 in flight kept them decoding alongside it, and 1,500 files took 2-4 s
     # longer to read (33.9/33.5 s against 32.1/29.2 s); building the model in a thread while the
@@ -77,7 +56,7 @@ def decode_all(entries: list[FileEntry], workers: int, progress: Progress) -> It
     ahead = workers * 4
     i = 0
     while i < len(entries):
-        ex = ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker)
+        ex = pools.start(workers)
         inflight: deque = deque()
         broken = False
         try:
@@ -100,4 +79,4 @@ def decode_all(entries: list[FileEntry], workers: int, progress: Progress) -> It
             log.warning("a decode worker died; retrying %d files one by one", len(inflight))
             for entry, _ in inflight:
                 progress.check()
-                yield _decode_isolated(entry, ctx)
+                yield _decode_isolated(entry)

@@ -79,17 +79,15 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
     out: dict[tuple[int, int], tuple[float, verify.Match]] = {}
 
     if workers > 1 and len(keys) >= PARALLEL_MIN:
-        import multiprocessing
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        from app.core import pools
 
         # large chunks prepare each photo once for more of its pairs; at least 4 per worker
         # keep the workers evenly busy to the end
         size = max(200, min(CHUNK_MAX, -(-len(keys) // (workers * 4))))
         chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
-        from app.core.lifeline import exit_with_parent
-
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=exit_with_parent) as ex:
+        with pools.start(workers) as ex:
             # Two chunks per worker at a time, not all of them: a waiting chunk holds its pairs
             # and a reference to every signature it needs (about 150 kB; a 100,000-photo
             # library makes about 550 chunks).

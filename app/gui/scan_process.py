@@ -21,10 +21,9 @@ def _yield_to_the_window() -> None:
     three busy processes on two cores, and a groups-so-far update of 60 ms in the window took
     up to 140 ms of wall time. An idle window leaves the scan all the CPU it had.
     """
-    try:
-        os.nice(SCAN_NICENESS)
-    except (AttributeError, OSError):  # no os.nice (Windows), or not allowed: run as is
-        pass
+    from app.core.pools import lower_priority
+
+    lower_priority(SCAN_NICENESS)
 
 
 def run_scan(folders: list[str], settings: Settings, partial_every: float, messages, cancel_event,

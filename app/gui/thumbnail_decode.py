@@ -1,17 +1,13 @@
 """Thumbnail decoding, run in worker processes of the window (no Qt here: they never load it).
 
-Pillow and numpy are imported by ``warm_up``, after ``init_worker`` has lowered the process's
-priority: a worker starting up does not take a core from the window either.
+Pillow and numpy are imported by ``warm_up``, after the pool (pools.start) has lowered the
+process's priority: a worker starting up does not take a core from the window either.
 """
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import tempfile
-
-from app.core.lifeline import exit_with_parent
-from app.gui.scan_process import SCAN_NICENESS
 
 
 def decode_thumbnail(path: str, side: int) -> tuple[int, int, bytes, str]:
@@ -65,17 +61,6 @@ def decode_to_file(path: str, side: int, folder: str) -> tuple[int, int, str, st
             with contextlib.suppress(OSError):
                 os.unlink(name)
         return 0, 0, "", ""
-
-
-def init_worker() -> None:
-    """Decode at the scan's lower CPU priority, so the window comes first for the cores; Ctrl-C
-    is the window's to handle."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    exit_with_parent()
-    try:
-        os.nice(SCAN_NICENESS)
-    except (AttributeError, OSError):  # Windows, or not allowed: run as is
-        pass
 
 
 def warm_up() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import multiprocessing
 import os
 import shutil
 import tempfile
@@ -17,7 +16,9 @@ from typing import Optional
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
-from app.gui.thumbnail_decode import decode_to_file, init_worker, warm_up
+from app.core import pools
+from app.gui.scan_process import SCAN_NICENESS
+from app.gui.thumbnail_decode import decode_to_file, warm_up
 
 # Processes, not threads: decoding in threads of the window's process (a full-size PNG has no
 # reduced-size decode) competed with the window for the interpreter lock as well as for the
@@ -122,8 +123,8 @@ class ThumbnailCache(QObject):
                 self._folder = tempfile.mkdtemp(prefix="doppel-thumbnails-")
                 # also gone when the app exits without close() (a test, a script)
                 weakref.finalize(self, shutil.rmtree, self._folder, True)
-            self._pool = ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=init_worker)
+            # at the scan's lower priority, so the window comes first for the cores
+            self._pool = pools.start(WORKERS, niceness=SCAN_NICENESS, keep_memory=False)
             for _ in range(WORKERS):  # one job each starts them all
                 self._pool.submit(warm_up)
         return self._pool
