@@ -299,7 +299,7 @@ def test_the_groups_so_far_verify_in_worker_processes(tmp_path, library, embedde
     sent, before_final = [], []
     real_submit, real_find = verification.submit_chunk, pairs.find_pairs
     monkeypatch.setattr(verification, "submit_chunk",
-                        lambda ex, keys, *a: sent.append((type(ex).__name__, list(keys))) or real_submit(ex, keys, *a))
+                        lambda ex, keys, *a: sent.append((ex.workers, list(keys))) or real_submit(ex, keys, *a))
 
     def find(good, library, cache, *a):
         before_final.append({(x, y) for x, y in cache.db.execute("SELECT a, b FROM pairs")})
@@ -308,7 +308,7 @@ def test_the_groups_so_far_verify_in_worker_processes(tmp_path, library, embedde
     monkeypatch.setattr(pairs, "find_pairs", find)
     result = scan([str(root)], library, embedder, workers=2, on_partial=lambda groups: None, partial_every=0)
     assert groups_of(result) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
-    assert sent and {kind for kind, _ in sent} == {"ProcessPoolExecutor"}
+    assert sent and {workers for workers, _ in sent} == {2}  # worker processes, not the synchronous pool
     [stored] = before_final
     assert stored == {k for _, keys in sent for k in keys}  # every chunk sent, finished before the final stage
     assert not stored & {k for c in calls for k in c}  # which verifies none of them again

@@ -8,5 +8,5 @@ Data flow, one module per stage:
   while a scan reads.
 pipeline.py strings the stages together; progress.py is the progress/cancel contract;
 domain.py holds the records the stages share; session.py opens the model and the library;
-pools.py starts every pool of worker processes.
+pools.py is every pool of worker processes (spawn, priority, crash isolation, retry, terminate).
 """

@@ -5,7 +5,6 @@ import dataclasses
 import logging
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Optional
 
@@ -56,7 +55,7 @@ class PartialGroups:
         self.outcomes: dict[tuple[int, int], tuple] = {}  # the pairs that verified
         self.rejected: set[tuple[int, int]] = set()  # only without a cache
         self.overlaps: dict = {}  # a verified pair's placement never changes: reused every update
-        self._pool: Optional[ProcessPoolExecutor] = None
+        self._pool: Optional[pools.Pool] = None
         self._sent: deque = deque()  # futures of chunks in the pool, oldest first
         self._last = time.monotonic()
         self.expected = 0  # photos the final stage will search among (the files in the scanned folders)
@@ -112,12 +111,12 @@ class PartialGroups:
         if self._pool is None:
             # far below the window, and below the reading it runs beside (which waits for it
             # when it falls behind, and then leaves it the CPU)
-            self._pool = pools.start(self.workers, niceness=pools.LOWEST)
+            self._pool = pools.Pool(self.workers, niceness=pools.LOWEST)
         while len(self._sent) >= self.workers * self.BACKLOG:  # the reading waits for verification
             self._take(self._sent.popleft())
         try:
             self._sent.append(verification.submit_chunk(self._pool, keys, cands, self._signature))
-        except BrokenProcessPool:  # a worker died (killed for memory?): verify here from now on
+        except BrokenProcessPool:  # workers keep dying (killed for memory?): verify here from now on
             log.warning("verification workers for the groups so far died; verifying in the scan process")
             self._stop_pool()
             self.workers = 0

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import deque
-from concurrent.futures.process import BrokenProcessPool
 from typing import Iterator
 
 from app.core import pools
@@ -28,55 +26,17 @@ def _crashed(entry: FileEntry) -> Decoded:
     return Decoded(entry, problem="the image decoder crashed on this file (damaged or hostile data)")
 
 
-def _decode_isolated(entry: FileEntry) -> Decoded:
-    """Decode one file alone in a fresh process, so a crash is pinned on that file."""
-    with pools.start(1) as ex:
-        try:
-            return ex.submit(decode_file, entry).result()
-        except BrokenProcessPool:
-            return _crashed(entry)
-
-
 def decode_all(entries: list[FileEntry], workers: int, progress: Progress) -> Iterator[Decoded]:
     """Decode in worker processes, in order, overlapped with whatever consumes the iterator.
 
-    A worker that dies (a decoder segfault, the OOM killer) breaks the pool: the files that were
-    in flight are retried one by one in isolation and the one that kills its process becomes a
-    problem entry; the scan goes on with a fresh pool.
+    A worker that dies (a decoder segfault, the OOM killer) costs only the file that killed it,
+    which becomes a problem entry; the scan goes on (pools.Pool.imap's crash isolation).
     """
-    if workers <= 0 or len(entries) < INLINE_BELOW:
-        for e in entries:
-            progress.check()
-            yield decode_file(e)
-        return
+    if len(entries) < INLINE_BELOW:
+        workers = 0
     # Shallow on purpose: while the model embeds a batch (torch on every core) the decoders run
     # dry and pause. 64 in flight kept them decoding alongside it, and 1,500 files took 2-4 s
     # longer to read (33.9/33.5 s against 32.1/29.2 s); building the model in a thread while the
     # decoders start gained nothing measurable either (31.9/29.8 s).
-    ahead = workers * 4
-    i = 0
-    while i < len(entries):
-        ex = pools.start(workers)
-        inflight: deque = deque()
-        broken = False
-        try:
-            while i < len(entries) or inflight:
-                while i < len(entries) and len(inflight) < ahead:
-                    inflight.append((entries[i], ex.submit(decode_file, entries[i])))
-                    i += 1
-                entry, fut = inflight[0]
-                try:
-                    d = fut.result()
-                except BrokenProcessPool:
-                    broken = True
-                    break
-                inflight.popleft()
-                yield d
-                progress.check()
-        finally:
-            ex.shutdown(wait=not broken, cancel_futures=True)
-        if broken:
-            log.warning("a decode worker died; retrying %d files one by one", len(inflight))
-            for entry, _ in inflight:
-                progress.check()
-                yield _decode_isolated(entry)
+    with pools.Pool(workers) as pool:
+        yield from pool.imap(decode_file, entries, ahead=workers * 4, crashed=_crashed, check=progress.check)

@@ -78,8 +78,13 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
         progress.start(len(keys), "verify", "Checking candidate pairs")
     out: dict[tuple[int, int], tuple[float, verify.Match]] = {}
 
+    def here(chunk: list[tuple[int, int]], prepared: OrderedDict) -> None:
+        out.update(take_outcomes(verify.verify_chunk(((a, b, cands[(a, b)]) for a, b in chunk), None,
+                                                     signature, prepared, progress), record))
+
     if workers > 1 and len(keys) >= PARALLEL_MIN:
         from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
 
         from app.core import pools
 
@@ -87,17 +92,21 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
         # keep the workers evenly busy to the end
         size = max(200, min(CHUNK_MAX, -(-len(keys) // (workers * 4))))
         chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
-        with pools.start(workers) as ex:
+        with pools.Pool(workers) as pool:
             # Two chunks per worker at a time, not all of them: a waiting chunk holds its pairs
             # and a reference to every signature it needs (about 150 kB; a 100,000-photo
             # library makes about 550 chunks).
-            futures: set = set()
+            futures: dict = {}  # future -> its chunk
             pending = iter(chunks)
 
             def submit() -> None:
                 chunk = next(pending, None)
-                if chunk is not None:
-                    futures.add(submit_chunk(ex, chunk, cands, signature))
+                if chunk is None:
+                    return
+                try:
+                    futures[submit_chunk(pool, chunk, cands, signature)] = chunk
+                except BrokenProcessPool:  # workers keep dying (pools.Pool's restarts spent)
+                    here(chunk, OrderedDict())
 
             for _ in range(workers * 2):
                 submit()
@@ -105,12 +114,16 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
                 while futures:
                     finished, _ = wait(futures, return_when=FIRST_COMPLETED)
                     for fut in finished:
-                        futures.discard(fut)
-                        done = fut.result()
+                        chunk = futures.pop(fut)
+                        try:
+                            done = fut.result()
+                        except BrokenProcessPool:  # its worker died (killed for memory?): checked here
+                            here(chunk, OrderedDict())
+                        else:
+                            out.update(take_outcomes(done, record))
+                            if progress is not None:
+                                progress.advance(len(done))
                         submit()
-                        out.update(take_outcomes(done, record))
-                        if progress is not None:
-                            progress.advance(len(done))
             except BaseException:
                 for fut in futures:
                     fut.cancel()
@@ -118,6 +131,5 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
         return out
     prepared: OrderedDict = OrderedDict()
     for s in range(0, len(keys), CHUNK_MAX):
-        out.update(take_outcomes(verify.verify_chunk(((a, b, cands[(a, b)]) for a, b in keys[s:s + CHUNK_MAX]), None,
-                                                     signature, prepared, progress), record))
+        here(keys[s:s + CHUNK_MAX], prepared)
     return out

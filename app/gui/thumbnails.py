@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import weakref
 from collections import OrderedDict
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Optional
 
@@ -43,7 +43,7 @@ def from_file(width: int, height: int, name: str) -> QImage:
     return QImage(data, width, height, width * 3, QImage.Format.Format_RGB888).copy()
 
 
-def _finished(cache_ref, pool: ProcessPoolExecutor, path: str, side: int, cached: bool, fut: Future) -> None:
+def _finished(cache_ref, path: str, side: int, cached: bool, fut: Future) -> None:
     """In the pool's thread: hand the result to the window's thread through a signal."""
     if fut.cancelled():
         return
@@ -56,9 +56,7 @@ def _finished(cache_ref, pool: ProcessPoolExecutor, path: str, side: int, cached
     if exc is None:
         cache._signals.done.emit(path, side, image, taken, True, cached)
         return
-    # A worker died: the next request starts a fresh pool.
-    if isinstance(exc, BrokenProcessPool) and cache._pool is pool:
-        cache._pool = None
+    # A worker died: the next request starts fresh workers (pools.Pool.submit).
     cache._signals.done.emit(path, side, QImage(), "", False, cached)
 
 
@@ -80,7 +78,7 @@ class ThumbnailCache(QObject):
         self._capacity = capacity
         self._signals = _Signals(self)  # owned by the cache: never deleted from the pool's thread
         self._signals.done.connect(self._store)
-        self._pool: Optional[ProcessPoolExecutor] = None  # started on the first thumbnail asked for
+        self._pool: Optional[pools.Pool] = None  # started on the first thumbnail asked for
         self._folder: Optional[str] = None  # where the workers put the pixels they decoded
         self._closed = False
 
@@ -103,19 +101,15 @@ class ThumbnailCache(QObject):
     def _submit(self, path: str, side: int, cached: bool) -> bool:
         if self._closed:
             return False
-        for _ in range(2):  # a pool broken by a crash is replaced once
-            pool = self.start()
-            try:
-                fut = pool.submit(decode_to_file, path, side, self._folder)
-            except BrokenProcessPool:
-                self._pool = None
-                continue
-            # the pool's thread holds the callback: a weak reference leaves the cache's life to Qt
-            fut.add_done_callback(functools.partial(_finished, weakref.ref(self), pool, path, side, cached))
-            return True
-        return False
+        try:
+            fut = self.start().submit(decode_to_file, path, side, self._folder)
+        except BrokenProcessPool:  # the workers keep dying: shown as unreadable
+            return False
+        # the pool's thread holds the callback: a weak reference leaves the cache's life to Qt
+        fut.add_done_callback(functools.partial(_finished, weakref.ref(self), path, side, cached))
+        return True
 
-    def start(self) -> ProcessPoolExecutor:
+    def start(self) -> pools.Pool:
         """The worker processes, started now if they are not running (the window calls this
         when a scan starts, so that they are ready when its results are shown)."""
         if self._pool is None:
@@ -124,7 +118,7 @@ class ThumbnailCache(QObject):
                 # also gone when the app exits without close() (a test, a script)
                 weakref.finalize(self, shutil.rmtree, self._folder, True)
             # at the scan's lower priority, so the window comes first for the cores
-            self._pool = pools.start(WORKERS, niceness=SCAN_NICENESS, keep_memory=False)
+            self._pool = pools.Pool(WORKERS, niceness=SCAN_NICENESS, keep_memory=False, restarts=None)
             for _ in range(WORKERS):  # one job each starts them all
                 self._pool.submit(warm_up)
         return self._pool
@@ -157,11 +151,6 @@ class ThumbnailCache(QObject):
         self._closed = True
         pool, self._pool = self._pool, None
         if pool is not None:
-            workers = list(pool._processes.values())  # the executor offers no way to stop a running job
-            pool.shutdown(wait=False, cancel_futures=True)
-            for proc in workers:  # safe: a worker is never stopped halfway through a message
-                proc.terminate()
-            for proc in workers:
-                proc.join(5)
+            pool.terminate()
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
