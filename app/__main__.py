@@ -15,7 +15,8 @@ def main(argv=None) -> int:
 
     from app import APP_NAME
     from app.gui.errors import install_excepthook, setup_logging
-    from app.gui.main_window import MainWindow, app_icon, keep_garbage_collections_short, quit_on_signals
+    from app.gui.lifecycle import keep_garbage_collections_short, quit_on_signals
+    from app.gui.main_window import MainWindow, app_icon
 
     setup_logging()
     app = QApplication.instance() or QApplication(sys.argv[:1])

@@ -36,7 +36,8 @@ def main():
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.gui.main_window import MainWindow, keep_garbage_collections_short
+    from app.gui.lifecycle import keep_garbage_collections_short
+    from app.gui.main_window import MainWindow
     from app.settings import Settings
 
     app = QApplication.instance() or QApplication([])

@@ -56,8 +56,8 @@ def main():
     def watch():
         # Polled from the window's thread: a slot connected to the scan worker's signal without a
         # receiver runs in the worker's thread, where grabbing a widget is not allowed.
-        bar = w.progress_bar
-        if not shot["scan"] and w.progress_label.text().startswith("Reading") and bar.maximum() > 0 \
+        bar = w.progress.bar
+        if not shot["scan"] and w.progress.label.text().startswith("Reading") and bar.maximum() > 0 \
                 and bar.value() >= bar.maximum() // 3:
             shot["scan"] = True
             w.grab().save(str(out / "scanning.png"))
@@ -94,7 +94,7 @@ def main():
             w.find_dialog.close()
             from PySide6.QtWidgets import QMessageBox
 
-            from app.gui.main_window import kind_counts
+            from app.gui.review_panel import kind_counts
             chosen = w.model.to_trash()
             box = QMessageBox(QMessageBox.Icon.Question, "Doppel",
                               f"Move {len(chosen)} files to the trash?\n\n" + "\n".join(kind_counts(chosen)),

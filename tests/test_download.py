@@ -92,15 +92,15 @@ def test_cancel_in_the_window_during_the_download_is_not_an_error(qtbot, tmp_pat
     w.show()
     w.add_folders([str(photos)])
     w.start_scan()
-    qtbot.waitUntil(lambda: getattr(w, "_dl", None) is not None and w._dl.value() > 0, timeout=60_000)
+    qtbot.waitUntil(lambda: w.progress.download is not None and w.progress.download.value() > 0, timeout=60_000)
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QPushButton
 
     with qtbot.waitSignal(w.scan_cancelled, timeout=60_000):
-        qtbot.mouseClick(w._dl.findChild(QPushButton), Qt.MouseButton.LeftButton)  # the dialog's Cancel
-    qtbot.waitUntil(lambda: w.scan_thread is None, timeout=30_000)
-    assert "Cancelled while the ResNet-50 weights were downloading" in w.progress_label.text()
+        qtbot.mouseClick(w.progress.download.findChild(QPushButton), Qt.MouseButton.LeftButton)  # the dialog's Cancel
+    qtbot.waitUntil(lambda: not w.tasks.running("scan"), timeout=30_000)
+    assert "Cancelled while the ResNet-50 weights were downloading" in w.progress.label.text()
     assert w.problem_box is None  # no error dialog
-    assert getattr(w, "_dl", None) is None and w.scan_action.isEnabled()
+    assert w.progress.download is None and w.scan_action.isEnabled()
     assert not list((tmp_path / "torch" / "hub" / "checkpoints").glob("*"))
     w.close()

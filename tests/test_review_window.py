@@ -83,7 +83,7 @@ def test_compare_opens_any_two_chosen_copies(qtbot, window, many):
     third, ninth = view.cards[3], view.cards[9]
     third.choose_box.setChecked(True)
     ninth.choose_box.setChecked(True)
-    qtbot.mouseClick(window.compare_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.review.compare_button, Qt.MouseButton.LeftButton)
     dlg = window.compare_dialog
     qtbot.waitExposed(dlg)
     assert [v.path for v in dlg.views] == [third.path, ninth.path]
@@ -109,7 +109,7 @@ def test_not_duplicates_is_remembered_listed_and_undone(qtbot, window, photos, t
     assert names(window) == [["a.jpg", "a_half.jpg"], ["b.jpg", "b_q50.jpg"]]
     # a whole group
     select(window, "b.jpg")
-    qtbot.mouseClick(window.apart_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.review.apart_button, Qt.MouseButton.LeftButton)
     regrouped(qtbot, window)
     assert names(window) == [["a.jpg", "a_half.jpg"]]
     # remembered with the library: a new scan (a new window on the same settings) keeps them apart
@@ -121,7 +121,7 @@ def test_not_duplicates_is_remembered_listed_and_undone(qtbot, window, photos, t
     again.show()
     with qtbot.waitSignal(again.scan_finished, timeout=120_000):
         again.start_scan()
-    qtbot.waitUntil(lambda: again.scan_thread is None, timeout=10_000)
+    qtbot.waitUntil(lambda: not again.tasks.running("scan"), timeout=10_000)
     assert names(again) == [["a.jpg", "a_half.jpg"]]
     # listed in the dialog, newest first; undone there
     again.show_decisions()
@@ -170,14 +170,14 @@ def test_undo_brings_back_the_files_of_the_last_trash_action(qtbot, window, phot
     assert len(chosen) == 2
     with qtbot.waitSignal(window.trash_finished, timeout=60_000):
         window.trash_chosen()
-    qtbot.waitUntil(lambda: window.trash_thread is None)
+    qtbot.waitUntil(lambda: not window.tasks.running("trash"))
     regrouped(qtbot, window)
     assert not any(os.path.exists(p) for p in chosen)
     assert window.undo_action.isEnabled() and "2 files to the trash" in window.undo_action.toolTip()
     window.undo_action.trigger()
     regrouped(qtbot, window)
     assert all(os.path.isfile(p) for p in chosen)
-    assert "Restored 2 files" in window.progress_label.text()
+    assert "Restored 2 files" in window.progress.label.text()
     assert names(window) == [["a.jpg", "a_gray.jpg", "a_half.jpg"], ["b.jpg", "b_q50.jpg"]]
     assert Journal(paths.journal_path()).trashed_now() == []
     assert not window.undo_action.isEnabled()
@@ -287,14 +287,14 @@ def test_every_stage_reports_progress_with_time_left_for_the_whole_scan(qtbot, w
     class Recorder(QObject):  # in the window's thread: gets each update after the window showed it
         @Slot(object)
         def on_progress(self, u):
-            seen.append((u.stage, u.left, window.progress_label.text()))
+            seen.append((u.stage, u.left, window.progress.label.text()))
 
     recorder = Recorder()
     window.add_folders([str(photos)])
     with qtbot.waitSignal(window.scan_finished, timeout=120_000):
         window.start_scan()
-        window.scan_worker.progress.connect(recorder.on_progress)
-    qtbot.waitUntil(lambda: window.scan_thread is None, timeout=10_000)
+        window.tasks.worker("scan").progress.connect(recorder.on_progress)
+    qtbot.waitUntil(lambda: not window.tasks.running("scan"), timeout=10_000)
     stages = [s for s, _, _ in seen]
     for stage in ("embed", "verify", "group", "keeper"):
         assert stage in stages, stages
@@ -330,7 +330,7 @@ def test_find_copies_of_a_photo_from_outside_the_library(qtbot, window, photos, 
         ig.save(ig.resized(im.convert("RGB"), 0.7).rotate(90, expand=True), outside, quality=80)
     with qtbot.waitSignal(window.found, timeout=120_000) as blocker:
         window.find_copies(str(outside))
-    qtbot.waitUntil(lambda: window.find_thread is None, timeout=10_000)
+    qtbot.waitUntil(lambda: not window.tasks.running("find"), timeout=10_000)
     result = blocker.args[0]
     assert sorted(os.path.basename(c.row.path) for c in result.copies) == ["a.jpg", "a_gray.jpg", "a_half.jpg"]
     dlg = window.find_dialog

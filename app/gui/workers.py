@@ -1,4 +1,5 @@
-"""Workers wrap core functions in QThreads and talk to the window through signals only."""
+"""Workers wrap core functions and talk to the window through signals only; tasks.py runs each
+in a QThread of its own."""
 from __future__ import annotations
 
 import logging
@@ -6,7 +7,7 @@ import logging.handlers
 import multiprocessing
 import traceback
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
 from app import paths
 from app.core.progress import Progress
@@ -134,28 +135,3 @@ class RegroupWorker(QObject):
             self.failed.emit(self.generation, f"Regrouping failed: {exc}\nDetails are in the log: {paths.log_dir()}")
             return
         self.finished.emit(self.generation, groups)
-
-
-def start_in_thread(worker: QObject) -> QThread:
-    """Move ``worker`` to a new QThread and run it; the thread ends when the worker finishes.
-
-    Python owns both: the caller holds them until the thread's ``finished`` arrives and then
-    hands them to ``retire``. No deleteLater: Qt flushes a deferred delete on the worker thread
-    after ``finished`` is emitted, so it raced the GUI thread dropping its references and freed
-    the worker twice: the rare crash at the end of a scan in CI, which
-    test_worker_threads_end_and_are_freed_cleanly_many_times reproduces with the old wiring.
-    """
-    thread = QThread()
-    worker.moveToThread(thread)
-    thread.started.connect(worker.run)
-    for sig in ("finished", "failed", "cancelled"):
-        if hasattr(worker, sig):
-            getattr(worker, sig).connect(thread.quit)
-    thread.start()
-    return thread
-
-
-def retire(thread: QThread) -> None:
-    """Wait until a thread whose ``finished`` has arrived has really ended, so that dropping the
-    last references to it and its worker deletes them on this thread while nothing runs there."""
-    thread.wait()
