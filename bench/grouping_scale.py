@@ -132,7 +132,7 @@ def main():
         stamps = {r.id: catalog.stamp(r.size, r.mtime_ns) for r in rows}
         outcomes = verification.verify_candidates(cands, lambda i: sig[i], workers=args.workers,
                                               record=lambda done: cache.add(done, stamps))
-        stored = cache.db.execute("SELECT count(*) FROM pairs").fetchone()[0]
+        stored = cache.db.execute(f"SELECT count(*) FROM {cache.t.pairs}").fetchone()[0]
         cache.close()
     t2 = time.monotonic()
     print(f"after verification: {mb()}; {stored} outcomes in the catalog", flush=True)

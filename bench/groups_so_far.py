@@ -87,7 +87,7 @@ def main():
         groups = grouping.groups_from_pairs(rows, found)
         t2 = time.monotonic()
         done.set()
-        stored = cache.db.execute("SELECT count(*) FROM pairs").fetchone()[0]
+        stored = cache.db.execute(f"SELECT count(*) FROM {cache.t.pairs}").fetchone()[0]
         cache.close()
         library.close()
     planted, other = planted_and_other(groups, copies)

@@ -40,14 +40,15 @@ def main():
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
 
-    cache_path = catalog.location_for(args.library, collection_name(args.model))
+    cache_path = catalog.location_for(args.library)
+    t = catalog.Tables(collection_name(args.model))
     db = sqlite3.connect(f"file:{cache_path}?mode=ro", uri=True)  # read-only: Catalog would wipe a mismatch
-    stored_version = dict(db.execute("SELECT key, value FROM meta")).get("settings", "")
+    stored_version = dict(db.execute(f"SELECT key, value FROM {t.meta}")).get("settings", "")
     stored = {(a, b): (cos, score, how, t) for a, b, cos, score, how, t in
-              db.execute("SELECT a, b, cosine, score, how, transform FROM pairs")}
+              db.execute(f"SELECT a, b, cosine, score, how, transform FROM {t.pairs}")}
     # what verification reads: the signature and the local features, kept in the catalog
     sigs = {i: (np.frombuffer(pixels, np.uint8).reshape(h, w), feats)
-            for i, h, w, pixels, feats in db.execute("SELECT id, h, w, pixels, features FROM signatures")}
+            for i, h, w, pixels, feats in db.execute(f"SELECT id, h, w, pixels, features FROM {t.signatures}")}
     db.close()
     with Library(args.library, args.model, DIMS[args.model], user="bench/verification_cost.py") as lib:
         rows = lib.rows()

@@ -132,11 +132,11 @@ def test_vectors_and_catalog_rows_without_their_other_half_are_reconciled(tmp_pa
         lib.upsert([row(1, embedder.dim, "/p/one.jpg"), row(2, embedder.dim, "/p/two.jpg")])
         lib.client.delete(lib.collection, ids=[2])  # behind the catalog's back
         lib.client.upsert(lib.collection, [{"id": 9, "vector": row(9, embedder.dim).vector.tolist()}])
-        catalog_path = lib.catalog.path
+        catalog_path, meta = lib.catalog.path, lib.catalog.t.meta
     import sqlite3
 
     with sqlite3.connect(catalog_path) as db:  # as a session that died between the two writes leaves it
-        db.execute("UPDATE meta SET value = '0' WHERE key = 'synced'")
+        db.execute(f"UPDATE {meta} SET value = '0' WHERE key = 'synced'")
     with Library(location, embedder.name, embedder.dim) as lib:
         assert {r.path for r in lib.rows()} == {"/p/one.jpg"}
         assert milvus_ids(lib) == {1}
@@ -223,3 +223,70 @@ def test_a_refused_write_leaves_the_library_to_be_reconciled(tmp_path, embedder)
     with Library(location, embedder.name, embedder.dim) as lib:
         assert lib.started  # not trusted blindly after a failed write
         assert [r.path for r in lib.rows()] == ["/p/one.jpg"] and milvus_ids(lib) == {1}
+
+
+def test_one_file_holds_each_models_tables_and_the_marks_outlive_both(tmp_path):
+    from app.core import catalog as catalog_mod
+    from app.core.decisions import Decisions
+
+    location = str(tmp_path / "lib.db")
+    path = catalog_mod.location_for(location)
+    first = Catalog(path, {"verify": 1}, "photos_v2_model_a")
+    first.put_files([(1, "/p/a.jpg", 100, 1, "", 4, 3, "JPEG", "a", "")])
+    first.close()
+    d = Decisions.for_library(location)
+    assert d.path == path  # the marks are in the catalog's file
+    d.mark("apart", [("/p/a.jpg", "s1"), ("/p/b.jpg", "s2")])
+    d.close()
+
+    second = Catalog(path, {"verify": 1}, "photos_v2_model_b")
+    assert second.file_rows() == []  # another model's collection: its own ids
+    second.close()
+    # new verification settings empty the collection's outcomes, and the marks stay
+    again = Catalog(path, {"verify": 2}, "photos_v2_model_a")
+    assert [r[1] for r in again.file_rows()] == ["/p/a.jpg"]
+    again.drop_collection("photos_v2_model_b")
+    again.close()
+    d = Decisions.for_library(location)
+    assert d.apart() == {("s1", "s2")}
+    d.close()
+    assert sorted(os.listdir(tmp_path)) == ["lib.db.catalog.sqlite"]
+
+
+def test_an_earlier_versions_catalog_and_marks_are_taken_over_once(tmp_path):
+    import sqlite3
+
+    from app.core import catalog as catalog_mod
+    from app.core import decisions
+
+    location = str(tmp_path / "lib.db")
+    old_catalog = catalog_mod.legacy_location(location, "photos_v2_m")
+    with sqlite3.connect(old_catalog) as db:  # the layout of a catalog file of its own
+        db.executescript(
+            "CREATE TABLE files (id INTEGER PRIMARY KEY, path BLOB, size INTEGER, mtime_ns INTEGER, sha256 TEXT,"
+            " width INTEGER, height INTEGER, format TEXT, model TEXT, problem TEXT);"
+            "INSERT INTO files VALUES (5, CAST('/p/x.jpg' AS BLOB), 10, 2, 'sx', 4, 3, 'JPEG', 'm', '');")
+    db.close()
+    old_marks = decisions.legacy_location(location)
+    with sqlite3.connect(old_marks) as db:
+        db.executescript(
+            "CREATE TABLE marks (id INTEGER PRIMARY KEY, made REAL, what TEXT, paths TEXT);"
+            "CREATE TABLE apart (a TEXT, b TEXT, mark INTEGER, PRIMARY KEY (a, b, mark));"
+            "INSERT INTO marks VALUES (3, 1.0, 'kept apart', '/p/x.jpg');"
+            "INSERT INTO apart VALUES ('sx', 'sy', 3);")
+    db.close()
+
+    cat = Catalog(catalog_mod.location_for(location), {}, "photos_v2_m", legacy=old_catalog)
+    assert cat.file_rows() == [(5, "/p/x.jpg", 10, 2, "sx", 4, 3, "JPEG", "m", "")]
+    cat.close()
+    assert decisions.apart_for(location) == {("sx", "sy")}
+    d = decisions.Decisions.for_library(location)
+    assert [(m.what, m.paths) for m in d.marks()] == [("kept apart", ("/p/x.jpg",))]
+    d.close()
+    # renamed, not deleted, and not read twice
+    assert not os.path.exists(old_catalog) and os.path.exists(old_catalog + ".imported")
+    assert not os.path.exists(old_marks) and os.path.exists(old_marks + ".imported")
+    assert decisions.apart_for(location) == {("sx", "sy")}
+    d = decisions.Decisions.for_library(location)
+    assert len(d.marks()) == 1
+    d.close()

@@ -159,7 +159,7 @@ def test_rescan_regroups_from_the_catalog_and_new_files_join(tmp_path, library, 
     a = make_folder(root)
     first = scan([str(root)], library, embedder, workers=0)
     assert groups_of(first) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
-    assert Path(catalog.location_for(library.location, library.collection)).is_file()
+    assert Path(catalog.location_for(library.location)).is_file()
 
     # unchanged: nothing read, nothing searched or verified, same groups
     calls = []
@@ -242,8 +242,8 @@ def test_a_scan_cancelled_while_verifying_keeps_the_chunks_it_finished(tmp_path,
 
     cancelled = scan([str(root)], library, embedder, CancelInTheSecondChunk(), workers=0)
     assert cancelled.stats.cancelled and sizes[0] >= 6
-    with sqlite3.connect(catalog.location_for(library.location, library.collection)) as db:
-        assert db.execute("SELECT count(*) FROM pairs").fetchone()[0] == 2  # the first chunk, not the second
+    with sqlite3.connect(catalog.location_for(library.location)) as db:
+        assert db.execute(f"SELECT count(*) FROM {library.catalog.t.pairs}").fetchone()[0] == 2  # the first chunk, not the second
     again = scan([str(root)], library, embedder, workers=0)
     assert sizes[1] == sizes[0] - 2  # what was kept is not verified again
     assert groups_of(again) == [["a.jpg", "a_bright.jpg", "a_small.jpg"]]
@@ -287,8 +287,8 @@ def test_the_groups_so_far_remember_every_outcome_and_hold_only_the_verified(tmp
     assert vectors == [0]  # the groups-so-far dropped their vectors before the final search
     assert known == {k: v for k, v in reading.items() if v[1].score >= loosest} and not checked
     assert not reading.keys() & final.keys()  # nothing verified twice
-    with sqlite3.connect(catalog.location_for(library.location, library.collection)) as db:
-        stored = {(a, b) for a, b in db.execute("SELECT a, b FROM pairs")}
+    with sqlite3.connect(catalog.location_for(library.location)) as db:
+        stored = {(a, b) for a, b in db.execute(f"SELECT a, b FROM {library.catalog.t.pairs}")}
     assert stored == reading.keys() | final.keys()
 
 
@@ -302,7 +302,7 @@ def test_the_groups_so_far_verify_in_worker_processes(tmp_path, library, embedde
                         lambda ex, keys, *a: sent.append((ex.workers, list(keys))) or real_submit(ex, keys, *a))
 
     def find(good, library, cache, *a):
-        before_final.append({(x, y) for x, y in cache.db.execute("SELECT a, b FROM pairs")})
+        before_final.append({(x, y) for x, y in cache.db.execute(f"SELECT a, b FROM {cache.t.pairs}")})
         return real_find(good, library, cache, *a)
 
     monkeypatch.setattr(pairs, "find_pairs", find)

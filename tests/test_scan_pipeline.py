@@ -206,8 +206,8 @@ def test_a_photo_whose_features_were_lost_is_read_again_to_verify_a_new_copy(tmp
     ig.save(a, root / "a.jpg")
     ig.save(ig.photo(92, (900, 600)), root / "b.jpg")
     assert scan([str(root)], library, embedder, workers=0).groups == []
-    assert library.catalog.db.execute("SELECT count(*) FROM signatures WHERE features IS NOT NULL").fetchone()[0] == 2
-    library.catalog.db.execute("UPDATE signatures SET features = NULL")  # what a settings change does
+    assert library.catalog.db.execute(f"SELECT count(*) FROM {library.catalog.t.signatures} WHERE features IS NOT NULL").fetchone()[0] == 2
+    library.catalog.db.execute(f"UPDATE {library.catalog.t.signatures} SET features = NULL")  # what a settings change does
     library.catalog.db.commit()
     ig.save(ig.crop_fraction(a, 0.7), root / "a crop.jpg")
     result = scan([str(root)], library, embedder, workers=0)

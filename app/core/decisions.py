@@ -6,8 +6,9 @@ and each pair it holds is left out of linking. Marking a whole group parts every
 every other; marking one copy parts it from the rest of its group. Byte-identical files are the
 same bytes, so no mark parts them.
 
-Kept in a SQLite file of its own beside the library (for a Milvus server, in the data folder):
-the catalog's verified pairs are emptied when verification changes, and a person's decisions must outlive that.
+Kept in the library's catalog file (catalog.location_for), in tables of their own outside any
+model's collection: the catalog's verified pairs are emptied when verification or the model
+changes, and a person's decisions must outlive that.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from app import paths
+from app.core import catalog
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,11 @@ class Mark:
 
 
 def location_for(library_location: str) -> str:
+    return catalog.location_for(library_location)
+
+
+def legacy_location(library_location: str) -> str:
+    """Where earlier versions of Doppel kept the marks, in a file of their own."""
     if "://" in library_location:
         digest = hashlib.sha1(library_location.encode()).hexdigest()[:16]
         return str(paths.data_dir() / "decisions" / f"{digest}.sqlite")
@@ -44,17 +51,34 @@ def key(sha_a: str, sha_b: str) -> tuple[str, str]:
 
 
 class Decisions:
-    def __init__(self, path: str):
+    def __init__(self, path: str, legacy: Optional[str] = None):
+        """``path``: the library's catalog file. ``legacy``: a marks file of an earlier version,
+        taken over once (renamed ``*.imported`` after)."""
         self.path = path
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self.db = sqlite3.connect(path)
+        # the scan may be writing the same file from its own process: wait for its commit
+        self.db = sqlite3.connect(path, timeout=30)
         self.db.executescript(
             "CREATE TABLE IF NOT EXISTS marks (id INTEGER PRIMARY KEY, made REAL, what TEXT, paths TEXT);"
             "CREATE TABLE IF NOT EXISTS apart (a TEXT, b TEXT, mark INTEGER, PRIMARY KEY (a, b, mark));")
+        if legacy and os.path.exists(legacy):
+            self._take_over(legacy)
+
+    def _take_over(self, legacy: str) -> None:
+        def copy(old: sqlite3.Connection) -> None:
+            # a mark gets a new id here; its parted pairs follow it
+            for mid, made, what, shown in old.execute("SELECT id, made, what, paths FROM marks ORDER BY id").fetchall():
+                cur = self.db.execute("INSERT INTO marks (made, what, paths) VALUES (?, ?, ?)", (made, what, shown))
+                self.db.executemany("INSERT OR IGNORE INTO apart VALUES (?, ?, ?)",
+                                    [(a, b, cur.lastrowid) for a, b in old.execute(
+                                        "SELECT a, b FROM apart WHERE mark = ?", (mid,))])
+
+        if catalog.take_over(self.db, legacy, copy):
+            log.info("took over the marks of %s into %s", legacy, self.path)
 
     @classmethod
     def for_library(cls, library_location: str) -> "Decisions":
-        return cls(location_for(library_location))
+        return cls(location_for(library_location), legacy_location(library_location))
 
     def close(self) -> None:
         self.db.close()
@@ -99,10 +123,10 @@ class Decisions:
 def apart_for(library_location: str) -> set[tuple[str, str]]:
     """The library's parted pairs, or none when its decisions cannot be read (a scan goes on)."""
     path = location_for(library_location)
-    if not os.path.exists(path):
+    if not os.path.exists(path) and not os.path.exists(legacy_location(library_location)):
         return set()
     try:
-        d = Decisions(path)
+        d = Decisions.for_library(library_location)
         try:
             return d.apart()
         finally:

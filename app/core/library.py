@@ -244,8 +244,8 @@ class Library:
                 raise LibraryError(f"the library location {location} is read-only; choose another with --library")
             self._take_lock()
         try:
-            self.catalog = Catalog(catalog_mod.location_for(self.location, self.collection),
-                                   catalog_mod.verification_settings())
+            self.catalog = Catalog(catalog_mod.location_for(self.location), catalog_mod.verification_settings(),
+                                   self.collection, legacy=catalog_mod.legacy_location(self.location, self.collection))
         except CatalogError as exc:
             self._release_lock()
             raise LibraryError(str(exc)) from exc
@@ -394,6 +394,7 @@ class Library:
             m = re.match(r"photos_v(\d+)_", name)
             if m and not name.startswith(current):
                 self._client.drop_collection(name)
+                self.catalog.drop_collection(name)
                 self.notices.append(f"The library was written by an older Doppel (schema v{m.group(1)}); "
                                     "it was rebuilt and its photos will be read again.")
                 if not self.is_server:  # what that version kept beside the library
