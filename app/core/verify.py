@@ -136,22 +136,42 @@ def prepare(sig) -> Prepared:
     return Prepared(raw, feats, key)
 
 
-_matcher = None
+def ratio_matches(da: np.ndarray, db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(query rows of ``da``, their matching rows of ``db``), in query order: each row's nearest
+    row of ``db`` by L2 distance, kept where it passes the ratio test against the second nearest.
+
+    The same matches as OpenCV's brute-force knnMatch (k=2) followed by the ratio test, at a
+    fraction of the cost: one matrix product. Exact, not approximate: SIFT descriptors are
+    integers 0..255 (content.unpack), so every squared distance and every partial sum of the
+    product is an integer below 2**24, which float32 holds exactly in any summation order; the
+    distances compared are the float32 square roots OpenCV compares. Ties need no rule: a best
+    match that ties its second best fails the ratio test either way."""
+    if len(da) == 0 or len(db) < 2:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    # |a - b|^2 = |a|^2 + (|b|^2 - 2 a.b); the first term is the same along a row, so the row's
+    # nearest are found without it. Every value here is an integer of magnitude below 2**24.
+    d = (db * db).sum(1)[None, :] - 2 * (da @ db.T)
+    rows = np.arange(len(da))
+    best = d.argmin(1)
+    first = d[rows, best]
+    d[rows, best] = np.inf
+    second = d.min(1)
+    sa = (da * da).sum(1)
+    d0 = np.sqrt(np.maximum(sa + first, 0)).astype(np.float64)
+    d1 = np.sqrt(np.maximum(sa + second, 0)).astype(np.float64)
+    keep = d0 < RATIO * d1
+    return rows[keep], best[keep]
 
 
 def _ransac(pa: np.ndarray, da: np.ndarray, pb: np.ndarray, db: np.ndarray, least: int = MIN_INLIERS):
     """(inliers, 2x3 transform taking b's view points onto a's, inlier points on b and on a), or
     (matches, None, None) when fewer than ``least`` matches pass the ratio test (then fewer
     inliers could, and RANSAC is not run)."""
-    global _matcher
-    if _matcher is None:
-        _matcher = cv2.BFMatcher(cv2.NORM_L2)
-    pairs = _matcher.knnMatch(da, db, k=2)
-    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
-    if len(good) < max(least, 3):
-        return len(good), None, None
-    src = pb[[m.trainIdx for m in good]]
-    dst = pa[[m.queryIdx for m in good]]
+    qi, ti = ratio_matches(da, db)
+    if len(qi) < max(least, 3):
+        return len(qi), None, None
+    src = pb[ti]
+    dst = pa[qi]
     cv2.setRNGSeed(0)  # RANSAC samples at random: a pair's verdict must not depend on the run
     t, mask = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX,
                                           maxIters=2000, confidence=0.995)
