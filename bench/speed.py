@@ -39,8 +39,8 @@ PEER_NAMES = {"fid90": "findimagedupes (90 %)", "dg_scaled": "dupeGuru picture m
               "ih_phash10_draft": "imagehash pHash, draft decode"}
 
 
-def tree_rss_kb(pid: int) -> int:
-    """Resident memory of a process and all its descendants (Linux /proc)."""
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (Linux /proc)."""
     children: dict[int, list[int]] = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -50,10 +50,23 @@ def tree_rss_kb(pid: int) -> int:
                 children.setdefault(ppid, []).append(int(d))
             except (OSError, IndexError, ValueError):
                 pass
-    total, todo = 0, [pid]
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
+        out.append(p)
         todo += children.get(p, [])
+    return out
+
+
+def tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants (Linux /proc)."""
+    return rss_kb(descendants(pid))
+
+
+def rss_kb(pids: list[int]) -> int:
+    """Resident memory of these processes (Linux /proc)."""
+    total = 0
+    for p in pids:
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
@@ -62,6 +75,40 @@ def tree_rss_kb(pid: int) -> int:
         except OSError:
             pass
     return total
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def role(root: int, pid: int, tid: int) -> str:
+    """What a thread of Doppel's process tree does: worker processes name themselves (pools.name_process)."""
+    if pid == root:
+        return "main thread" if tid == pid else "main process, other threads (torch, faiss, pymilvus)"
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            name = f.read().strip()
+    except OSError:
+        return "other"
+    return {"doppel-decode": "decode workers", "doppel-verify": "verification workers",
+            "doppel-milvus": "Milvus Lite server", "doppel-sofar": "groups-so-far workers"}.get(name, f"other ({name})")
+
+
+def thread_cpu(root: int, pids: list[int]) -> dict:
+    """(pid, tid) -> (role, CPU seconds so far) for every thread of these processes."""
+    out = {}
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[(pid, int(tid))] = (role(root, pid, int(tid)), (int(fields[11]) + int(fields[12])) / TICK)
+    return out
 
 
 def cached_mb(folder: Path) -> float:
@@ -78,20 +125,24 @@ def cached_mb(folder: Path) -> float:
     return total / 1e6
 
 
-def timed(cmd: list[str], env=None) -> tuple[float, int, int, float]:
-    """(wall seconds, peak tree RSS in kB, exit code, CPU seconds), memory sampled every 0.1 s.
+def timed(cmd: list[str], env=None) -> tuple[float, int, int, float, list]:
+    """(wall seconds, peak tree RSS in kB, exit code, CPU seconds, CPU samples), sampled every 0.1 s.
 
     CPU seconds are user + system time of the command and every process it waited for (its
     decode and verification workers): the work done, which moves less than the wall time on a
-    shared VM."""
+    shared VM. The samples are (time.time(), {(pid, tid): (role, CPU seconds)}) of every thread of
+    the process tree, for ``profile``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
     peak = [0]
+    samples: list = []
 
     def sample():
         while proc.poll() is None:
-            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+            pids = descendants(proc.pid)
+            peak[0] = max(peak[0], rss_kb(pids))
+            samples.append((time.time(), thread_cpu(proc.pid, pids)))
             time.sleep(0.1)
 
     th = threading.Thread(target=sample, daemon=True)
@@ -101,7 +152,51 @@ def timed(cmd: list[str], env=None) -> tuple[float, int, int, float]:
     th.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, peak[0], rc, cpu
+    return wall, peak[0], rc, cpu, samples
+
+
+def profile(samples: list, stages: list[dict], photos: int) -> None:
+    """Print where the core time went: CPU seconds per stage (the report's timeline) and per role
+    (thread or worker process), and per photo. A thread's CPU between two samples counts in the
+    stage running at the second; what a process used after its last sample is not seen (0.1 s)."""
+    spans = [(s["start"], s["start"] + s["seconds"], s["stage"]) for s in stages]
+
+    def stage_at(t: float) -> str:
+        if spans and t < spans[0][0]:
+            return "start-up (imports, model, library)"
+        for a, b, name in spans:
+            if t <= b + 0.05:
+                return name
+        return "report, closing"
+
+    table: dict = {}
+    last: dict = {}
+    for t, cpu in samples:
+        st = stage_at(t)
+        for key, (who, secs) in cpu.items():
+            d = secs - last.get(key, 0.0)
+            last[key] = secs
+            if d > 0:
+                table.setdefault(st, {}).setdefault(who, 0.0)
+                table[st][who] += d
+    roles = sorted({w for v in table.values() for w in v}, key=lambda w: -sum(v.get(w, 0) for v in table.values()))
+    order = ["start-up (imports, model, library)"] + [n for _, _, n in spans] + ["report, closing"]
+    walls = {n: b - a for a, b, n in spans}
+    print(f"\nwhere the first scan's core time went (CPU s; ms a photo over {photos} photos):")
+    print("| stage | wall s | " + " | ".join(roles) + " | all |")
+    print("|---|---|" + "---|" * (len(roles) + 1))
+    totals = {w: 0.0 for w in roles}
+    for st in dict.fromkeys(order):
+        if st not in table:
+            continue
+        row = table[st]
+        for w in roles:
+            totals[w] += row.get(w, 0.0)
+        wall = f"{walls[st]:.1f}" if st in walls else ""
+        print(f"| {st} | {wall} | " + " | ".join(f"{row.get(w, 0.0):.1f}" for w in roles) + f" | {sum(row.values()):.1f} |")
+    print("| all | | " + " | ".join(f"{totals[w]:.1f}" for w in roles) + f" | {sum(totals.values()):.1f} |")
+    print("| ms a photo | | " + " | ".join(f"{totals[w] / photos * 1000:.1f}" for w in roles)
+          + f" | {sum(totals.values()) / photos * 1000:.1f} |")
 
 
 def main():
@@ -109,16 +204,17 @@ def main():
     ap.add_argument("--shared", default=str(REPO.parent / "shared" / "bench"))
     ap.add_argument("--work", default=str(HERE / "work"))
     ap.add_argument("--scale", type=int, default=5000)
+    ap.add_argument("--corpus", help="time this folder instead of the timing corpus (e.g. a part of it)")
     ap.add_argument("--peers", nargs="*", default=list(PEER_NAMES))
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--weights", help="time ResNet-50 from this weights file instead of the default model")
     args = ap.parse_args()
     shared, work = Path(args.shared), Path(args.work)
     corpus = work / f"scale_dev_{args.scale}"
-    if not (corpus / "corpus").is_dir():
+    if not args.corpus and not (corpus / "corpus").is_dir():
         subprocess.run([sys.executable, str(shared / "make_corpus.py"), "--pool", "dev", "--seed", "3", "--scale",
                         str(args.scale), "--out", str(corpus)], check=True)
-    images = corpus / "corpus"
+    images = Path(args.corpus) if args.corpus else corpus / "corpus"
     files = sum(len(f) for _, _, f in os.walk(images))
     print(f"corpus {images}: {files} files, "
           f"{sum(p.stat().st_size for p in images.rglob('*') if p.is_file()) / 1e9:.2f} GB")
@@ -134,12 +230,12 @@ def main():
     report = work / "speed-report.json"
     cmd = [sys.executable, "-m", "app.cli", "scan", str(images), "--library", str(lib), "--json", str(report), "--quiet"]
     before = cached_mb(images)
-    first, first_mem, rc, first_cpu = timed(cmd, env)
+    first, first_mem, rc, first_cpu, first_samples = timed(cmd, env)
     print(f"corpus in the page cache: {before:.0f} MB when the first scan started, {cached_mb(images):.0f} MB when it ended")
     if rc:
         sys.exit(f"doppel-cli scan failed ({rc})")
     data = json.loads(report.read_text())
-    rescan, rescan_mem, rc, rescan_cpu = timed(cmd, env)
+    rescan, rescan_mem, rc, rescan_cpu, _ = timed(cmd, env)
     again = json.loads(report.read_text())
     same = sorted(map(sorted, ([f["path"] for f in g["files"]] for g in data["groups"]))) == \
         sorted(map(sorted, ([f["path"] for f in g["files"]] for g in again["groups"])))
@@ -187,6 +283,7 @@ def main():
         print(f"| {name} | {wall:.1f} | {files / wall:.1f} | | {kb / 1024:.0f} | {wall / first:.2f}x |")
     print("\n(CPU s: user + system time of Doppel and its workers; peak memory: Doppel's whole process tree "
           "sampled every 0.1 s; peers: GNU time's maxRSS of the main process)")
+    profile(first_samples, data["stats"].get("stages", []), files)
 
 
 if __name__ == "__main__":

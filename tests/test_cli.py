@@ -37,6 +37,10 @@ def test_cli_scan_writes_report_and_summary(tmp_path):
     assert data["version"] == 2 and data["model"] == "efficientnet-lite0-imagenet"
     assert data["library"] == str(lib)
     assert data["stats"]["files"] == 4 and data["stats"]["embedded"] == 3 and data["stats"]["problems"] == 1
+    stages = data["stats"]["stages"]  # where the time went, in order, one after the other
+    assert [s["stage"] for s in stages][:3] == ["walk", "diff", "embed"] and "group" in [s["stage"] for s in stages]
+    assert all(s["seconds"] >= 0 and b["start"] >= s["start"] + s["seconds"] - 0.01 for s, b in zip(stages, stages[1:]))
+    assert sum(s["seconds"] for s in stages) <= data["stats"]["seconds"] + 0.01
     (group,) = data["groups"]
     assert sorted(Path(f["path"]).name for f in group["files"]) == ["a.jpg", "a_half.jpg"]
     keeper = [f for f in group["files"] if f["keep"]]

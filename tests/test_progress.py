@@ -42,3 +42,17 @@ def test_cancel_raises_at_next_step_from_any_caller():
         p.advance()
     with pytest.raises(Cancelled):
         p.check()
+
+
+def test_the_timeline_holds_each_finished_stage_in_order():
+    import time
+
+    p = Progress()
+    before = time.time()
+    p.start(0, "walk")
+    p.start(3, "embed")
+    p.finish()
+    (walk, w0, w1), (embed, e0, e1) = p.timeline
+    assert (walk, embed) == ("walk", "embed")
+    assert before <= w0 <= w1 <= e0 <= e1 <= time.time()
+    assert set(p.took) == {"walk", "embed"}

@@ -56,6 +56,10 @@ class Progress:
         self._last_emit = float("-inf")
         self.ahead: Optional[float] = None  # seconds the stages after this one are expected to take
         self.took: dict[str, float] = {}  # seconds each finished stage took
+        # (stage, start, end) of each finished stage in time.time(): when a profile (bench/speed.py)
+        # or a report wants to know where a job's time went
+        self.timeline: list[tuple[str, float, float]] = []
+        self._wall_started = time.time()
         self.plan: Optional["ScanPlan"] = None  # tells ``ahead`` for a scan's stages
 
     # -- cancel ---------------------------------------------------------------
@@ -76,13 +80,12 @@ class Progress:
         it are expected to take (ScanPlan), for the time left of the whole job."""
         with self._lock:
             now = self._clock()
-            if self.stage:
-                self.took[self.stage] = self.took.get(self.stage, 0.0) + now - self._started
+            self._close_stage(now)
             self.stage, self.total, self.done, self.current = stage, max(0, total), 0, ""
             if ahead is None and self.plan is not None and stage in SCAN_STAGES:
                 ahead = self.plan.ahead(stage)
             self.ahead = ahead
-            self._started = now
+            self._started, self._wall_started = now, time.time()
             self._last_emit = float("-inf")
         self._emit(force=True, message=message)
         self.check()
@@ -116,9 +119,13 @@ class Progress:
     def finish(self) -> None:
         """The job is over: the last stage's time goes into ``took`` (a cancel is not raised)."""
         with self._lock:
-            if self.stage:
-                self.took[self.stage] = self.took.get(self.stage, 0.0) + self._clock() - self._started
+            self._close_stage(self._clock())
             self.stage, self.total, self.done, self.ahead = "", 0, 0, None
+
+    def _close_stage(self, now: float) -> None:
+        if self.stage:
+            self.took[self.stage] = self.took.get(self.stage, 0.0) + now - self._started
+            self.timeline.append((self.stage, self._wall_started, time.time()))
 
 
     def _emit(self, force: bool = False, message: str = "") -> None:

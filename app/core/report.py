@@ -24,7 +24,9 @@ def to_dict(result: ScanResult) -> dict:
         "model_notice": result.model_notice,
         "folders": [_path(f) for f in result.folders],
         "stats": {"files": s.files, "embedded": s.embedded, "skipped": s.skipped, "removed": s.removed,
-                  "problems": s.problems, "seconds": s.seconds, "cancelled": s.cancelled},
+                  "problems": s.problems, "seconds": s.seconds, "cancelled": s.cancelled,
+                  # where the time went: each stage's start (Unix time) and seconds, in order
+                  "stages": [{"stage": st, "start": round(a, 3), "seconds": round(b - a, 3)} for st, a, b in s.stages]},
         "groups": [
             {"kind": g.kind,
              "keeper": _path(g.keeper.row.path) if g.keeper is not None else None,
