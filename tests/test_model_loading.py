@@ -30,6 +30,23 @@ def test_configured_weights_file_is_used(resnet_weights):
     _check_embeds(e, 2048)
 
 
+def test_a_configured_resnet50_file_is_checked_without_building_the_network(resnet_weights, tmp_path):
+    """Its tensors' names and shapes are read from the file (no tensor loaded), so an unchanged
+    rescan never builds the network; a file with other shapes is loaded, and refused, at once."""
+    assert M.tensor_shapes(resnet_weights) == M.resnet50_shapes()
+    e = M.load_embedder(str(resnet_weights), allow_download=False)
+    assert e._impl is None  # built on the first photo
+    other = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), other)
+    assert M.tensor_shapes(other) is not None and M.tensor_shapes(other) != M.resnet50_shapes()
+    with pytest.raises(M.WeightsError, match="not a ResNet-50"):
+        M.load_embedder(str(other))
+    wrapped = tmp_path / "wrapped.pth"  # {"state_dict": ...}, as training scripts save it
+    torch.save({"state_dict": torch.load(resnet_weights, weights_only=True)}, wrapped)
+    assert M.tensor_shapes(wrapped) == M.resnet50_shapes()
+    assert M.tensor_shapes(tmp_path / "nothing.pth") is None
+
+
 def test_weights_from_environment_variable(resnet_weights, monkeypatch):
     monkeypatch.setenv("DOPPEL_WEIGHTS", str(resnet_weights))
     assert M.load_embedder(allow_download=False).dim == 2048
@@ -217,3 +234,25 @@ def test_a_download_that_matches_its_published_hash_is_kept(resnet_weights, tmp_
     dest = tmp_path / name
     M._download(f"https://example.invalid/models/{name}", dest)
     assert dest.read_bytes() == data
+
+
+def test_the_resnet50_built_here_computes_torchvisions_feature_maps(resnet_weights):
+    """networks.py builds ResNet-50 itself (no torchvision import in a scan) from torchvision's
+    state dict: the same feature maps, with batch norms that are not the identity."""
+    torch.manual_seed(1)
+    tv = torchvision.models.resnet50(weights=None)
+    for m in tv.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.1, 0.1)
+    tv.eval()
+    from app.core import networks
+
+    ours = networks.ResNet50Features(tv.state_dict()).eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(torch.nn.Sequential(*list(tv.children())[:-2])(x), ours(x))
+    with pytest.raises(RuntimeError, match="not a ResNet-50"):
+        networks.ResNet50Features(torchvision.models.resnet18(weights=None).state_dict())

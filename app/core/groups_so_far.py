@@ -111,7 +111,7 @@ class PartialGroups:
         if self._pool is None:
             # far below the window, and below the reading it runs beside (which waits for it
             # when it falls behind, and then leaves it the CPU)
-            self._pool = pools.Pool(self.workers, niceness=pools.LOWEST)
+            self._pool = pools.Pool(self.workers, niceness=pools.LOWEST, name="doppel-sofar")
         while len(self._sent) >= self.workers * self.BACKLOG:  # the reading waits for verification
             self._take(self._sent.popleft())
         try:

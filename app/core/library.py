@@ -132,7 +132,9 @@ def _serve_milvus_lite(data_dir: str, port: int, report) -> None:
     import sys
 
     from app.core.lifeline import exit_with_parent
+    from app.core.pools import name_process
 
+    name_process("doppel-milvus")
     exit_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 

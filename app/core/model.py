@@ -58,6 +58,9 @@ class Embedder:
         self._build = build  # () -> features module
         self._device = device
         self._impl = None
+        # CPU threads of the network; None: torch's default (every core). A scan that decodes in
+        # worker processes leaves it the cores they do not use (reading.network_threads).
+        self.threads: Optional[int] = None
 
     def load(self):
         if self._impl is None:
@@ -81,7 +84,9 @@ class Embedder:
         """batch: (N, H, W, 3) uint8 -> (N, dim) float32, unit length."""
         if len(batch) == 0:
             return np.zeros((0, self.dim), np.float32)
-        return self.load().embed(batch)
+        impl = self.load()
+        impl.threads = self.threads
+        return impl.embed(batch)
 
 
 def _resnet(path: Path):
@@ -98,6 +103,75 @@ def _lite0(path: Path):
 
         return networks.EfficientNetLite0Features(networks.load_state(path))
     return build
+
+
+# --------------------------------------------------------------------------- weights check
+def resnet50_shapes() -> dict[str, tuple]:
+    """Name -> shape of every tensor in torchvision's ResNet-50 state dict."""
+    shapes: dict[str, tuple] = {"conv1.weight": (64, 3, 7, 7)}
+
+    def bn(prefix: str, c: int) -> None:
+        shapes.update({f"{prefix}.weight": (c,), f"{prefix}.bias": (c,), f"{prefix}.running_mean": (c,),
+                       f"{prefix}.running_var": (c,), f"{prefix}.num_batches_tracked": ()})
+
+    bn("bn1", 64)
+    cin = 64
+    for layer, (blocks, width) in enumerate([(3, 64), (4, 128), (6, 256), (3, 512)], 1):
+        for b in range(blocks):
+            p = f"layer{layer}.{b}"
+            shapes[f"{p}.conv1.weight"] = (width, cin, 1, 1)
+            shapes[f"{p}.conv2.weight"] = (width, width, 3, 3)
+            shapes[f"{p}.conv3.weight"] = (width * 4, width, 1, 1)
+            for i, c in ((1, width), (2, width), (3, width * 4)):
+                bn(f"{p}.bn{i}", c)
+            if b == 0:
+                shapes[f"{p}.downsample.0.weight"] = (width * 4, cin, 1, 1)
+                bn(f"{p}.downsample.1", width * 4)
+            cin = width * 4
+    shapes.update({"fc.weight": (1000, 2048), "fc.bias": (1000,)})
+    return shapes
+
+
+def tensor_shapes(path: Path) -> Optional[dict[str, tuple]]:
+    """Name -> shape of the tensors of a state dict that torch.save wrote (its zip format), read
+    without torch and without loading a tensor; None for anything else. Only plain containers and
+    tensors are rebuilt, as torch's own weights-only loading allows; nothing is executed."""
+    import pickle
+    import zipfile
+    from collections import OrderedDict
+
+    class Tensor:
+        def __init__(self, shape):
+            self.shape = tuple(shape)
+
+    def rebuild_tensor(storage, offset, size, *rest):
+        return Tensor(size)
+
+    class Reader(pickle.Unpickler):
+        def find_class(self, module, name):
+            if (module, name) == ("collections", "OrderedDict"):
+                return OrderedDict
+            if (module, name) in (("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")):
+                return rebuild_tensor
+            if module == "torch" and name.endswith("Storage"):
+                return name
+            raise pickle.UnpicklingError(f"{module}.{name}")
+
+        def persistent_load(self, pid):
+            return pid
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            name = next(n for n in z.namelist() if n.endswith("/data.pkl"))
+            with z.open(name) as f:
+                sd = Reader(f).load()
+    except Exception:  # not that format, or something else in it: torch loads it (model.load_embedder)
+        return None
+    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict) or not all(isinstance(v, Tensor) for v in sd.values()):
+        return None
+    return {k: v.shape for k, v in sd.items()}
 
 
 # --------------------------------------------------------------------------- weights lookup
@@ -181,7 +255,9 @@ def load_embedder(weights: Optional[str] = None, allow_download: bool = True,
             raise WeightsError(f"configured weights file not found: {path}")
         name = RESNET50_V1[0] if path.name == Path(RESNET50_V1[1]).name else RESNET50_V2[0]
         e = Embedder(ModelChoice(name, f"configured file {path}"), DIMS[name], _resnet(path), device)
-        try:
+        if tensor_shapes(path) == resnet50_shapes():
+            return e  # its tensors are ResNet-50's: the network is built when a photo needs it
+        try:  # any other file is loaded now: a wrong file is an error before the scan, not in it
             e.load()
         except WeightsError as exc:  # wrong file, wrong architecture, corrupt pickle
             raise WeightsError(f"configured weights file {path} is not a ResNet-50 state dict: {exc.__cause__}") from exc

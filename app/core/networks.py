@@ -30,14 +30,56 @@ def gem(x: torch.Tensor, p: float = 3.0, eps: float = 1e-6) -> torch.Tensor:
     return F.avg_pool2d(x.clamp(min=eps).pow(p), x.shape[-2:]).pow(1.0 / p).flatten(1)
 
 
+class _Bottleneck(nn.Module):
+    """torchvision's ResNet-50 block (v1.5: the stride on the 3x3 convolution), under the same
+    state-dict names."""
+
+    def __init__(self, cin: int, width: int, stride: int):
+        super().__init__()
+        cout = width * 4
+        self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                           if stride != 1 or cin != cout else None)
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        y = F.relu(self.bn2(self.conv2(y)), inplace=True)
+        y = self.bn3(self.conv3(y))
+        y += x if self.downsample is None else self.downsample(x)
+        return F.relu(y, inplace=True)
+
+
 class ResNet50Features(nn.Module):
+    """ResNet-50 up to its last feature maps, built here rather than by torchvision (importing
+    torchvision costs a scan's process about 3 s of CPU), with torchvision's state-dict names:
+    any torchvision ResNet-50 state dict loads, strictly (the classifier's weights are not used)."""
+
     def __init__(self, state_dict: dict):
         super().__init__()
-        import torchvision
-
-        net = torchvision.models.resnet50(weights=None)
-        net.load_state_dict(state_dict)
-        self.body = nn.Sequential(*list(net.children())[:-2])
+        stem = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, 2, 1)]
+        layers, cin = [], 64
+        for blocks, width, stride in ((3, 64, 1), (4, 128, 2), (6, 256, 2), (3, 512, 2)):
+            layer = []
+            for i in range(blocks):
+                layer.append(_Bottleneck(cin, width, stride if i == 0 else 1))
+                cin = width * 4
+            layers.append(nn.Sequential(*layer))
+        self.body = nn.Sequential(*stem, *layers)
+        names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+        wanted = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
+        own = {f"{names[int(k.split('.', 1)[0])]}.{k.split('.', 1)[1]}": k for k in self.body.state_dict()}
+        missing = own.keys() - wanted.keys()
+        unexpected = wanted.keys() - own.keys()
+        if missing or unexpected:
+            raise RuntimeError(f"not a ResNet-50 state dict: missing {sorted(missing)[:3]}, "
+                               f"unexpected {sorted(unexpected)[:3]}")
+        self.body.load_state_dict({own[k]: v for k, v in wanted.items()}, strict=True)
         self.dim = 2048
         self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
 
@@ -188,6 +230,7 @@ class TorchEmbedder:
         self.net = fold_batchnorms(features).to(self.device, self.dtype)
         if self.device.type == "cpu":
             self.net = self.net.to(memory_format=torch.channels_last)
+        self.threads: Optional[int] = None  # CPU threads for the network (None: torch's default)
         self._mean = torch.tensor(features.mean, device=self.device).view(1, 3, 1, 1) * 255
         self._std = torch.tensor(features.std, device=self.device).view(1, 3, 1, 1) * 255
 
@@ -196,6 +239,8 @@ class TorchEmbedder:
         """batch: (N, H, W, 3) uint8 -> (N, dim) float32, unit length."""
         if len(batch) == 0:
             return np.zeros((0, self.dim), np.float32)
+        if self.device.type == "cpu" and self.threads and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
         if self.device.type == "cpu" and len(batch) > CPU_BATCH:
             return np.concatenate([self._embed(batch[i:i + CPU_BATCH]) for i in range(0, len(batch), CPU_BATCH)])
         return self._embed(batch)

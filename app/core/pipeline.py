@@ -6,7 +6,9 @@ a cancelled scan keeps every batch already written to the library and returns wh
 from __future__ import annotations
 
 import logging
+import importlib
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
@@ -26,6 +28,39 @@ from app.core.walk import inside, walk
 log = logging.getLogger(__name__)
 
 BATCH = 16
+# Decoded files in flight: two batches, so the decoders fill the next batch while the network
+# embeds this one.
+DECODE_AHEAD = 2 * BATCH
+# Decoded files held while the network is still being loaded (a few seconds of imports and
+# building at the start of a first scan): the decoders keep decoding meanwhile.
+WAITING_MAX = 16 * BATCH
+
+
+class _Preparing:
+    """Torch, the search and the network loaded in a thread of their own while the decoders start,
+    so the decoders do not wait for them. A failure is not kept: the caller's own ``embed`` meets
+    it again after ``wait`` and raises it where a failing network always does."""
+
+    def __init__(self, embedder):
+        self._thread = threading.Thread(target=self._run, args=(embedder,), name="doppel-model", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _run(embedder) -> None:
+        try:
+            importlib.import_module("app.core.search")  # and torch with it
+
+            load = getattr(embedder, "load", None)  # a test's embedder may have nothing to load
+            if load is not None:
+                load()
+        except BaseException:  # told by the caller's embed (see above)
+            pass
+
+    def ready(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self) -> None:
+        self._thread.join()
 
 
 @dataclass
@@ -37,6 +72,7 @@ class ScanStats:
     problems: int = 0
     seconds: float = 0.0
     cancelled: bool = False
+    stages: list = field(default_factory=list)  # (stage, start, end) in time.time(), in order (Progress.timeline)
 
 
 @dataclass
@@ -152,15 +188,18 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
 
             # 3-5. decode, fingerprint, upsert in batches (a cancel keeps finished batches)
             progress.start(len(todo), "embed", f"Reading {len(todo)} new or changed files")
+            # torch comes with embedding; an unchanged rescan does not import it
+            model = _Preparing(embedder) if todo else None
             held_dtype = np.float32
-            if todo:  # torch comes with embedding; an unchanged rescan does not import it
+
+            def flush():
+                nonlocal held_dtype
+                model.wait()
                 from app.core import search
 
                 # the search will want float16 (search.matrix_dtype): the rows hold theirs so from the
                 # start, half the memory through a large first scan (410 MB at 100,000 with ResNet-50)
                 held_dtype = search.matrix_dtype(len(entries), len(todo))
-
-            def flush():
                 good = [d for d in batch if not d.problem]
                 vecs = embedder.embed(np.stack([d.model_input for d in good])) if good else []
                 out, vi = [], 0
@@ -196,9 +235,11 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
                 batch.clear()  # before advance(): it raises Cancelled, and this batch is stored
                 progress.advance(n, last)
 
-            for d in reading.decode_all(todo, reading.default_workers() if workers is None else workers, progress):
+            decoders = reading.default_workers() if workers is None else workers
+            embedder.threads = reading.network_threads(decoders)
+            for d in reading.decode_all(todo, decoders, progress, ahead=DECODE_AHEAD):
                 batch.append(d)
-                if len(batch) >= BATCH:
+                if len(batch) >= BATCH and (model.ready() or len(batch) >= WAITING_MAX):
                     flush()
             if batch:
                 flush()
@@ -255,6 +296,7 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
             r.features = None  # verification is done; regrouping reads signatures only
         stats.problems = len(problems)
         stats.seconds = round(time.monotonic() - t0, 3)
+        stats.stages = list(progress.timeline)
         return ScanResult(library.location, embedder.name, embedder.choice.notice, folders, stats, good, groups,
                           problems, pairs, overlaps, apart)
     finally:

@@ -41,9 +41,33 @@ def lower_priority(niceness: int) -> None:
         pass
 
 
-def _init(niceness: int, keep_memory: bool) -> None:
+def name_process(name: str) -> None:
+    """Show this process as ``name`` in ps/top (Linux: the process's comm, 15 bytes at most), so a
+    person, and bench/speed.py's profile, can tell what each of Doppel's processes does."""
+    try:
+        with open("/proc/self/comm", "w") as f:
+            f.write(name[:15])
+    except OSError:  # another OS, or not allowed: the name is only a label
+        pass
+
+
+def single_threaded() -> None:
+    """numpy's BLAS (and any OpenMP runtime loaded) at one thread in this worker. A pool has a
+    worker per core: a BLAS that also starts a thread per core in each worker puts several threads
+    on every core, which wait for each other by spinning (verification's descriptor matching spent
+    several times the CPU time per pair so)."""
+    import numpy  # noqa: F401  (loaded first: the limit applies to the libraries loaded)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def _init(niceness: int, keep_memory: bool, name: str) -> None:
     from app.core.lifeline import exit_with_parent
 
+    if name:
+        name_process(name)
+    single_threaded()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     exit_with_parent()
     if keep_memory:
@@ -69,11 +93,13 @@ class Pool:
     ``keep_memory``: the workers keep what they free for the next job (allocator.py), right for a
     scan's batches, not for a window that idles. ``restarts``: how many broken pools ``submit``
     replaces before it gives up (None: always; for a window, where each crash is one hostile
-    file and the rest must still be shown).
+    file and the rest must still be shown). ``name``: what the workers are called in ps/top.
     """
 
-    def __init__(self, workers: int, niceness: int = 0, keep_memory: bool = True, restarts: Optional[int] = 2):
+    def __init__(self, workers: int, niceness: int = 0, keep_memory: bool = True, restarts: Optional[int] = 2,
+                 name: str = ""):
         self.workers = max(0, workers)
+        self.name = name
         self.niceness = niceness
         self.keep_memory = keep_memory
         self.restarts = restarts
@@ -86,7 +112,7 @@ class Pool:
     def _executor(self) -> ProcessPoolExecutor:
         if self._ex is None:
             self._ex = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=_init, initargs=(self.niceness, self.keep_memory))
+                                           initializer=_init, initargs=(self.niceness, self.keep_memory, self.name))
         return self._ex
 
     def start(self) -> "Pool":

@@ -92,7 +92,7 @@ def verify_candidates(cands: dict[tuple[int, int], float], signature, progress=N
         # keep the workers evenly busy to the end
         size = max(200, min(CHUNK_MAX, -(-len(keys) // (workers * 4))))
         chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
-        with pools.Pool(workers) as pool:
+        with pools.Pool(workers, name="doppel-verify") as pool:
             # Two chunks per worker at a time, not all of them: a waiting chunk holds its pairs
             # and a reference to every signature it needs (about 150 kB; a 100,000-photo
             # library makes about 550 chunks).

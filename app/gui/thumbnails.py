@@ -118,7 +118,8 @@ class ThumbnailCache(QObject):
                 # also gone when the app exits without close() (a test, a script)
                 weakref.finalize(self, shutil.rmtree, self._folder, True)
             # at the scan's lower priority, so the window comes first for the cores
-            self._pool = pools.Pool(WORKERS, niceness=SCAN_NICENESS, keep_memory=False, restarts=None)
+            self._pool = pools.Pool(WORKERS, niceness=SCAN_NICENESS, keep_memory=False, restarts=None,
+                                    name="doppel-thumbs")
             for _ in range(WORKERS):  # one job each starts them all
                 self._pool.submit(warm_up)
         return self._pool
