@@ -256,3 +256,25 @@ def test_the_resnet50_built_here_computes_torchvisions_feature_maps(resnet_weigh
         assert torch.equal(torch.nn.Sequential(*list(tv.children())[:-2])(x), ours(x))
     with pytest.raises(RuntimeError, match="not a ResNet-50"):
         networks.ResNet50Features(torchvision.models.resnet18(weights=None).state_dict())
+
+
+def test_resnet50_runs_prepacked_on_a_cpu_with_the_vectors_of_the_plain_network(resnet_weights):
+    """ResNet-50's convolutions hold their weights in oneDNN's layout (reordered once); the
+    vectors are those of the same network run layer by layer. EfficientNet's SAME-padded
+    convolutions are never swapped for plain ones."""
+    from app.core import networks
+
+    state = torch.load(resnet_weights, weights_only=True)
+    e = networks.TorchEmbedder(networks.ResNet50Features(state), "cpu")
+    assert e._prepacked is not None
+    x = np.random.default_rng(3).integers(0, 255, (10, 224, 224, 3), dtype=np.uint8)
+    packed = e.embed(x)
+    e._prepacked = None
+    plain = e.embed(x)
+    # random weights put every image's vector close to every other's: each prepacked vector must
+    # be far closer to its own plain vector than any two images' plain vectors are to each other
+    own = 1 - (packed * plain).sum(1)
+    apart = 1 - plain @ plain.T
+    assert own.max() < apart[~np.eye(len(x), dtype=bool)].min() / 10
+    lite = networks.TorchEmbedder(networks.EfficientNetLite0Features(networks.load_state(M.fallback_weights_path())), "cpu")
+    assert lite._prepacked is None
