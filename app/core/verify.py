@@ -120,8 +120,13 @@ class Prepared:
             f = self.feats
             pts = f.points.copy()
             pts[:, 0] = f.view[0] - 1 - pts[:, 0]
-            self.views["mirror"] = (pts, np.ascontiguousarray(f.descriptors[:, MIRROR]))
+            self.views["mirror"] = (pts, Descriptors(np.ascontiguousarray(f.descriptors[:, MIRROR])))
         return self.views["mirror"]
+
+    def descriptors(self) -> "Descriptors":
+        if "desc" not in self.views:
+            self.views["desc"] = Descriptors(self.feats.descriptors)
+        return self.views["desc"]
 
 
 def prepare(sig) -> Prepared:
@@ -136,7 +141,17 @@ def prepare(sig) -> Prepared:
     return Prepared(raw, feats, key)
 
 
-def ratio_matches(da: np.ndarray, db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+class Descriptors:
+    """A side's descriptors with what matching needs of them, made once: a photo takes part in
+    many pairs."""
+
+    def __init__(self, desc: np.ndarray):
+        self.desc = desc
+        self.norms = (desc * desc).sum(1)  # squared lengths
+        self.minus_2t = np.ascontiguousarray(-2 * desc.T)  # exact: integers times two
+
+
+def ratio_matches(da, db) -> tuple[np.ndarray, np.ndarray]:
     """(query rows of ``da``, their matching rows of ``db``), in query order: each row's nearest
     row of ``db`` by L2 distance, kept where it passes the ratio test against the second nearest.
 
@@ -145,18 +160,22 @@ def ratio_matches(da: np.ndarray, db: np.ndarray) -> tuple[np.ndarray, np.ndarra
     integers 0..255 (content.unpack), so every squared distance and every partial sum of the
     product is an integer below 2**24, which float32 holds exactly in any summation order; the
     distances compared are the float32 square roots OpenCV compares. Ties need no rule: a best
-    match that ties its second best fails the ratio test either way."""
-    if len(da) == 0 or len(db) < 2:
+    match that ties its second best fails the ratio test either way. ``da``, ``db``: arrays, or
+    ``Descriptors`` made of them."""
+    da = da if isinstance(da, Descriptors) else Descriptors(da)
+    db = db if isinstance(db, Descriptors) else Descriptors(db)
+    if len(da.desc) == 0 or len(db.desc) < 2:
         return np.zeros(0, np.intp), np.zeros(0, np.intp)
     # |a - b|^2 = |a|^2 + (|b|^2 - 2 a.b); the first term is the same along a row, so the row's
     # nearest are found without it. Every value here is an integer of magnitude below 2**24.
-    d = (db * db).sum(1)[None, :] - 2 * (da @ db.T)
-    rows = np.arange(len(da))
+    d = da.desc @ db.minus_2t
+    d += db.norms
+    rows = np.arange(len(da.desc))
     best = d.argmin(1)
     first = d[rows, best]
     d[rows, best] = np.inf
     second = d.min(1)
-    sa = (da * da).sum(1)
+    sa = da.norms
     d0 = np.sqrt(np.maximum(sa + first, 0)).astype(np.float64)
     d1 = np.sqrt(np.maximum(sa + second, 0)).astype(np.float64)
     keep = d0 < RATIO * d1
@@ -349,8 +368,8 @@ def best_match(a, b, cosine: float = 1.0, trace: list | None = None) -> Match:
     for mirrored in (False, True):
         if mirrored and best.score >= SURE_SCORE and trace is None:
             break  # verified at every setting as is: the mirrored reading can change no verdict
-        pts_b, desc_b = pb.mirrored() if mirrored else (fb.points, fb.descriptors)
-        n, t, inl = _ransac(fa.points, fa.descriptors, pts_b, desc_b, MIN_INLIERS if trace is None else 3)
+        pts_b, desc_b = pb.mirrored() if mirrored else (fb.points, pb.descriptors())
+        n, t, inl = _ransac(fa.points, pa.descriptors(), pts_b, desc_b, MIN_INLIERS if trace is None else 3)
         reading = {"mirrored": mirrored, "inliers": n, "spread": None, "score": None, "unchecked_score": None}
         lin = None if t is None else _affine(t) @ (_mirror_view(fb) if mirrored else np.eye(3))
         if trace is not None:
