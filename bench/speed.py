@@ -80,10 +80,11 @@ def rss_kb(pids: list[int]) -> int:
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def role(root: int, pid: int, tid: int) -> str:
-    """What a thread of Doppel's process tree does: worker processes name themselves (pools.name_process)."""
+def role(root: int, pid: int) -> str:
+    """What a process of Doppel's tree does (its main process: "main"): worker processes name
+    themselves (pools.name_process)."""
     if pid == root:
-        return "main thread" if tid == pid else "main process, other threads (torch, faiss, pymilvus)"
+        return "main"
     try:
         with open(f"/proc/{pid}/comm") as f:
             name = f.read().strip()
@@ -101,13 +102,18 @@ def thread_cpu(root: int, pids: list[int]) -> dict:
             tids = os.listdir(f"/proc/{pid}/task")
         except OSError:
             continue
+        who = role(root, pid)
         for tid in tids:
             try:
                 with open(f"/proc/{pid}/task/{tid}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            out[(pid, int(tid))] = (role(root, pid, int(tid)), (int(fields[11]) + int(fields[12])) / TICK)
+            if who == "main":
+                what = "main thread" if int(tid) == pid else "main process, other threads (torch, faiss, pymilvus)"
+            else:
+                what = who
+            out[(pid, int(tid))] = (what, (int(fields[11]) + int(fields[12])) / TICK)
     return out
 
 

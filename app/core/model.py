@@ -106,6 +106,11 @@ def _lite0(path: Path):
 
 
 # --------------------------------------------------------------------------- weights check
+# ResNet-50's four stages: (blocks, width); a block's output is four times its width. The network
+# (networks.ResNet50Features) and the check of a weights file (resnet50_shapes) are built from it.
+RESNET50_STAGES = ((3, 64), (4, 128), (6, 256), (3, 512))
+
+
 def resnet50_shapes() -> dict[str, tuple]:
     """Name -> shape of every tensor in torchvision's ResNet-50 state dict."""
     shapes: dict[str, tuple] = {"conv1.weight": (64, 3, 7, 7)}
@@ -116,7 +121,7 @@ def resnet50_shapes() -> dict[str, tuple]:
 
     bn("bn1", 64)
     cin = 64
-    for layer, (blocks, width) in enumerate([(3, 64), (4, 128), (6, 256), (3, 512)], 1):
+    for layer, (blocks, width) in enumerate(RESNET50_STAGES, 1):
         for b in range(blocks):
             p = f"layer{layer}.{b}"
             shapes[f"{p}.conv1.weight"] = (width, cin, 1, 1)

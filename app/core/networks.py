@@ -63,11 +63,14 @@ class ResNet50Features(nn.Module):
         super().__init__()
         stem = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
                 nn.MaxPool2d(3, 2, 1)]
+        from app.core.model import RESNET50_STAGES
+
         layers, cin = [], 64
-        for blocks, width, stride in ((3, 64, 1), (4, 128, 2), (6, 256, 2), (3, 512, 2)):
+        for stage, (blocks, width) in enumerate(RESNET50_STAGES):
             layer = []
             for i in range(blocks):
-                layer.append(_Bottleneck(cin, width, stride if i == 0 else 1))
+                # the first block of each stage but the first halves the size
+                layer.append(_Bottleneck(cin, width, 2 if stage and i == 0 else 1))
                 cin = width * 4
             layers.append(nn.Sequential(*layer))
         self.body = nn.Sequential(*stem, *layers)

@@ -190,16 +190,18 @@ def scan(folders: Iterable[str], library: Library, embedder, progress: Optional[
             progress.start(len(todo), "embed", f"Reading {len(todo)} new or changed files")
             # torch comes with embedding; an unchanged rescan does not import it
             model = _Preparing(embedder) if todo else None
-            held_dtype = np.float32
+            held_dtype = None
 
             def flush():
                 nonlocal held_dtype
-                model.wait()
-                from app.core import search
+                if held_dtype is None:
+                    model.wait()
+                    from app.core import search
 
-                # the search will want float16 (search.matrix_dtype): the rows hold theirs so from the
-                # start, half the memory through a large first scan (410 MB at 100,000 with ResNet-50)
-                held_dtype = search.matrix_dtype(len(entries), len(todo))
+                    # the search will want float16 (search.matrix_dtype): the rows hold theirs so from
+                    # the start, half the memory through a large first scan (410 MB at 100,000 with
+                    # ResNet-50)
+                    held_dtype = search.matrix_dtype(len(entries), len(todo))
                 good = [d for d in batch if not d.problem]
                 vecs = embedder.embed(np.stack([d.model_input for d in good])) if good else []
                 out, vi = [], 0

@@ -182,7 +182,7 @@ def ratio_matches(da, db) -> tuple[np.ndarray, np.ndarray]:
     return rows[keep], best[keep]
 
 
-def _ransac(pa: np.ndarray, da: np.ndarray, pb: np.ndarray, db: np.ndarray, least: int = MIN_INLIERS):
+def _ransac(pa: np.ndarray, da: Descriptors, pb: np.ndarray, db: Descriptors, least: int = MIN_INLIERS):
     """(inliers, 2x3 transform taking b's view points onto a's, inlier points on b and on a), or
     (matches, None, None) when fewer than ``least`` matches pass the ratio test (then fewer
     inliers could, and RANSAC is not run)."""
