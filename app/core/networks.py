@@ -223,8 +223,9 @@ def _prepacked(features: nn.Module, dtype: torch.dtype) -> Optional[nn.Module]:
 # --------------------------------------------------------------------------- embedder
 def choose_precision(device: torch.device) -> str:
     """bf16 on CPUs with native bf16 (AVX-512 BF16 / AMX: 2-2.7x faster here), fp16 on GPUs, else
-    fp32. Vectors agree with fp32 to cosine > 0.99 (0.997 at worst on dev-corpus photos) and the
-    accuracy benchmark scores the same (tests/test_scale_paths.py); DOPPEL_PRECISION=fp32 turns it off."""
+    fp32. The candidates they propose hold the same true copies as fp32's, to one pair in 1,360, and
+    the accuracy benchmark scores the same (docs/performance.md, bench/gpu_check.py;
+    tests/test_scale_paths.py); DOPPEL_PRECISION=fp32 turns it off."""
     wanted = os.environ.get("DOPPEL_PRECISION", "auto").lower()
     if wanted in ("fp32", "bf16", "fp16"):
         return wanted
