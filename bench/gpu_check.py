@@ -7,9 +7,11 @@ for a few minutes.
 ``--inputs``: an .npz with ``x``, photos as the decoder gives them to the model ((n, 224, 224, 3)
 uint8), and ``paths``, their files relative to the corpus folder's parent (``bench/gpu_check.py
 --make-inputs CORPUS_DIR --inputs FILE.npz`` writes one from a corpus). ``--truth``: the shared
-benchmark's truth.csv, to count how many true-copy pairs each precision's candidates hold. For each model (EfficientNet-Lite0, the fallback, and ResNet-50 from ``--weights`` or,
-without it, random weights with seed 0: the values do not matter for speed, and CPU and GPU
-share them) it embeds the photos on the CPU in fp32 and, where Doppel picks a reduced precision (bf16 on a
+benchmark's truth.csv, to count how many true-copy pairs each precision's candidates hold.
+
+For each model (EfficientNet-Lite0, the fallback, and ResNet-50 from ``--weights`` or, without
+it, random weights with seed 0: the values do not matter for speed, and CPU and GPU share them)
+it embeds the photos on the CPU in fp32 and, where Doppel picks a reduced precision (bf16 on a
 CPU with native bf16, fp16 on CUDA), in that precision too, and prints the cosine of each
 photo's two vectors (worst, 1st percentile, median), how many of each photo's k nearest fp32
 neighbours the reduced-precision vectors keep (recall@k, k 10 and the scan's candidates.TOP_K),
@@ -58,11 +60,19 @@ def knn_kept(ref: np.ndarray, other: np.ndarray, k: int = 10) -> float:
 def true_pairs(truth: str, paths: list[str]) -> set[tuple[int, int]]:
     """Index pairs (a < b) of ``paths`` that the benchmark's truth.csv puts in one group."""
     import csv
+    import itertools
 
     with open(truth, newline="") as f:
         group = {r["path"]: r["group_id"] for r in csv.DictReader(f)}
-    g = [group.get(p) for p in paths]
-    return {(a, b) for a in range(len(g)) for b in range(a + 1, len(g)) if g[a] is not None and g[a] == g[b]}
+    members: dict[str, list[int]] = {}
+    for i, p in enumerate(paths):
+        if p in group:
+            members.setdefault(group[p], []).append(i)
+    return {pair for m in members.values() for pair in itertools.combinations(m, 2)}
+
+
+def embed_all(embedder, x: np.ndarray, batch: int) -> np.ndarray:
+    return np.concatenate([embedder.embed(x[s:s + batch]) for s in range(0, len(x), batch)])
 
 
 def compare(name: str, model_name: str, where: str, ref: np.ndarray, got: np.ndarray,
@@ -105,7 +115,10 @@ def main() -> None:
 
     inputs = np.load(args.inputs)
     x = inputs["x"]
+    if args.truth and "paths" not in inputs:
+        sys.exit(f"{args.inputs} names no files: make it again with --make-inputs to use --truth")
     true = true_pairs(args.truth, [str(p) for p in inputs["paths"]]) if args.truth else set()
+    cpu_precision = choose_precision(torch.device("cpu"))
     print(f"{len(x)} photos; torch {torch.__version__}; CUDA: "
           f"{torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}; "
           f"precision Doppel picks on CUDA: {choose_precision(torch.device('cuda')) if torch.cuda.is_available() else '-'}")
@@ -120,18 +133,17 @@ def main() -> None:
     for name, build in builds.items():
         os.environ["DOPPEL_PRECISION"] = "fp32"
         cpu = build("cpu")
-        ref = np.concatenate([cpu.embed(x[s:s + 32]) for s in range(0, len(x), 32)])
+        ref = embed_all(cpu, x, 32)
         os.environ.pop("DOPPEL_PRECISION")
-        if choose_precision(torch.device("cpu")) != "fp32":
+        if cpu_precision != "fp32":
             cpu = build("cpu")  # as a scan runs it here: the CPU's reduced precision
-            compare(name, cpu.name, f"CPU {choose_precision(torch.device('cpu'))}", ref,
-                    np.concatenate([cpu.embed(x[s:s + 32]) for s in range(0, len(x), 32)]), true)
+            compare(name, cpu.name, f"CPU {cpu_precision}", ref, embed_all(cpu, x, 32), true)
         if not torch.cuda.is_available():
             print(f"{name}: no CUDA here")
             continue
         gpu = build("cuda")
-        got = np.concatenate([gpu.embed(x[s:s + args.batch]) for s in range(0, len(x), args.batch)])
-        compare(name, gpu.name, "CUDA fp16", ref, got, true)
+        compare(name, gpu.name, f"CUDA {choose_precision(torch.device('cuda'))}", ref,
+                embed_all(gpu, x, args.batch), true)
         batch = np.ascontiguousarray(np.resize(x, (args.batch,) + x.shape[1:]))
         for _ in range(3):
             gpu.embed(batch)
